@@ -1,0 +1,171 @@
+"""Everything that knows which database is behind the service.
+
+Hosted PostgreSQL providers hand out libpq URLs (`postgres://...?sslmode=require&channel_binding=
+require`), often pointing at a transaction-mode pgbouncer; SQLAlchemy's asyncpg dialect passes
+every query parameter to `asyncpg.connect()`, which rejects the libpq-only ones. This module turns
+such a URL into one asyncpg accepts, applies the pooler rules, and builds the engine, the session
+factory and the per-request session dependency.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import uuid4
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, event
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# libpq parameters that asyncpg.connect() does not take; each is translated or dropped.
+_LIBPQ_DROPPED = frozenset(
+    {"channel_binding", "pgbouncer", "sslcert", "sslkey", "sslrootcert", "gssencmode"}
+)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """A URL SQLAlchemy's async dialects accept, plus the connect arguments it needs."""
+
+    url: URL
+    connect_args: dict[str, Any] = field(default_factory=dict)
+    behind_pooler: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+
+def _unique_statement_name() -> str:
+    # A transaction-mode pooler hands each transaction a different server connection, so
+    # asyncpg's numbered statement names collide there; a random name per statement cannot.
+    return f"__asyncpg_{uuid4()}__"
+
+
+def engine_options(raw_url: str, connect_timeout: float = 5.0) -> EngineOptions:
+    """Translate a database URL as providers hand it out into one the async drivers accept."""
+    url = make_url(raw_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.drivername != "sqlite+aiosqlite":
+            url = url.set(drivername="sqlite+aiosqlite")
+        return EngineOptions(url=url)
+    if backend not in {"postgresql", "postgres"}:
+        raise ValueError(f"unsupported database backend {backend!r}: use PostgreSQL or SQLite")
+
+    query = dict(url.query)
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
+    server_settings: dict[str, str] = {}
+
+    pgbouncer = str(query.get("pgbouncer", "")).lower() in {"true", "1", "yes", "on"}
+    behind_pooler = pgbouncer or "-pooler" in (url.host or "")
+
+    if "sslmode" in query:
+        # asyncpg's `ssl` takes libpq's mode names as they are.
+        connect_args["ssl"] = query.pop("sslmode")
+    if "connect_timeout" in query:
+        connect_args["timeout"] = float(str(query.pop("connect_timeout")))
+    if "options" in query:
+        # libpq sends `options` as a startup parameter (Neon reads its endpoint id from it).
+        server_settings["options"] = str(query.pop("options"))
+    if "application_name" in query:
+        server_settings["application_name"] = str(query.pop("application_name"))
+    for name in _LIBPQ_DROPPED & query.keys():
+        query.pop(name)
+        if name != "pgbouncer":
+            logger.warning("database URL parameter %r is not supported by asyncpg; ignored", name)
+    if server_settings:
+        connect_args["server_settings"] = server_settings
+
+    if behind_pooler:
+        # The three settings SQLAlchemy's asyncpg docs prescribe for transaction-mode poolers.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        query["prepared_statement_cache_size"] = "0"
+
+    url = url.set(drivername="postgresql+asyncpg", query=query)
+    return EngineOptions(url=url, connect_args=connect_args, behind_pooler=behind_pooler)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that reads back UTC-aware on every database.
+
+    SQLite has no timezone type and returns naive datetimes; storing UTC and re-attaching the
+    offset on the way out makes both databases answer alike.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC was expected")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _enable_sqlite_wal(engine: AsyncEngine) -> None:
+    # WAL lets readers go on while a writer commits; busy_timeout makes a writer wait for the
+    # lock instead of failing at once when two requests write together.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def create_engine(settings: Settings, raw_url: str | None = None) -> AsyncEngine:
+    """Build the async engine for `raw_url` (default: the settings' database URL)."""
+    options = engine_options(
+        raw_url or settings.database_url.get_secret_value(), settings.db_connect_timeout
+    )
+    if options.is_sqlite:
+        engine = create_async_engine(options.url, pool_pre_ping=True)
+        _enable_sqlite_wal(engine)
+        return engine
+    return create_async_engine(
+        options.url,
+        connect_args=options.connect_args,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        # Without this the password-less URL repr is still fine, but never echo SQL params.
+        hide_parameters=True,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay readable after commit without a lazy reload.
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed (and so rolled back if left open) when it ends."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

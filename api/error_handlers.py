@@ -1,0 +1,99 @@
+"""Every failure under /api becomes the contract's problem-details body (RFC 9457)."""
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api import errors
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldErrorBody(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error response: RFC 9457 problem details plus the fields legacy callers read."""
+
+    title: str
+    status: int
+    detail: str
+    error_type: str
+    errors: list[FieldErrorBody] | None = None
+
+
+def problem_response(error: errors.TaskAPIError, retry_after: int) -> JSONResponse:
+    body: dict[str, Any] = {
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.detail,
+        "error_type": error.error_type,
+    }
+    headers: dict[str, str] = {}
+    if isinstance(error, errors.ValidationError):
+        body["errors"] = error.errors
+    if isinstance(error, errors.DatabaseError):
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(
+        body, status_code=error.status_code, headers=headers, media_type=PROBLEM_JSON
+    )
+
+
+def _retry_after(request: Request) -> int:
+    return int(request.app.state.settings.retry_after_seconds)
+
+
+def _http_error_type(status_code: int) -> str:
+    if status_code == 404:
+        return "NotFoundError"
+    if status_code == 405:
+        return "MethodNotAllowedError"
+    if status_code < 500:
+        return "ClientError"
+    return "InternalError"
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Register the handlers that render every error as the contract says."""
+
+    async def on_task_api_error(request: Request, exc: Exception) -> Response:
+        return problem_response(errors.classify(exc), _retry_after(request))
+
+    async def on_request_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        # FastAPI's locations start with where the value came from ("body", "path", "query").
+        error = errors.ValidationError.from_pydantic(exc.errors(), skip_locations=1)
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            error = errors.ValidationError(
+                [{"field": "body", "message": "malformed JSON"}], "Malformed JSON body"
+            )
+        return problem_response(error, _retry_after(request))
+
+    async def on_http_exception(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not request.url.path.startswith("/api"):
+            return JSONResponse(
+                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            )
+        body = {
+            "title": HTTPStatus(exc.status_code).phrase,
+            "status": exc.status_code,
+            "detail": "Task not found" if exc.status_code == 404 else str(exc.detail),
+            "error_type": _http_error_type(exc.status_code),
+        }
+        return JSONResponse(
+            body, status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_JSON
+        )
+
+    app.add_exception_handler(errors.TaskAPIError, on_task_api_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    # Anything unexpected: classified (and logged) once, answered as a generic 500.
+    app.add_exception_handler(Exception, on_task_api_error)

@@ -1,0 +1,133 @@
+"""The service's error tree; each face renders it in its own shape.
+
+    TaskAPIError                 base; carries its HTTP status and GraphQL code
+    ├── ValidationError          400 / BAD_USER_INPUT: input out of range, mistyped or malformed
+    ├── NotFoundError            404 / NOT_FOUND: no such task for this user (or not a UUID)
+    ├── DatabaseError            503 / SERVICE_UNAVAILABLE: the database cannot be reached now
+    └── InternalError            500 / INTERNAL_SERVER_ERROR: anything unexpected
+
+The class name is the public `error_type`. `classify()` turns any other exception into one of
+these, so nothing unexpected ever reaches a caller with its message, SQL or a connection string.
+"""
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, TypedDict
+
+import pydantic
+from sqlalchemy import exc as sa_exc
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(TypedDict):
+    field: str
+    message: str
+
+
+class TaskAPIError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal Server Error"
+    graphql_code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+    default_detail: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+    @property
+    def error_type(self) -> str:
+        return type(self).__name__
+
+
+class ValidationError(TaskAPIError):
+    status_code = 400
+    title = "Bad Request"
+    graphql_code = "BAD_USER_INPUT"
+    default_detail = "Invalid input"
+
+    def __init__(self, errors: Sequence[FieldError], detail: str | None = None) -> None:
+        self.errors = list(errors)
+        summary = "; ".join(f"{error['field']}: {error['message']}" for error in self.errors)
+        super().__init__(detail or summary or None)
+
+    @classmethod
+    def from_pydantic(
+        cls, errors: Iterable[Mapping[str, Any]], skip_locations: int = 0
+    ) -> "ValidationError":
+        """Build from pydantic's errors; `skip_locations` drops FastAPI's `body`/`path` prefix."""
+        field_errors: list[FieldError] = []
+        for error in errors:
+            location = [str(part) for part in error.get("loc", ())[skip_locations:]]
+            message = str(error.get("msg", "invalid value"))
+            # pydantic prefixes messages from our own validators with "Value error, ".
+            message = message.removeprefix("Value error, ")
+            field_errors.append({"field": ".".join(location) or "body", "message": message})
+        return cls(field_errors)
+
+
+class NotFoundError(TaskAPIError):
+    status_code = 404
+    title = "Not Found"
+    graphql_code = "NOT_FOUND"
+    default_detail = "Task not found"
+
+
+class DatabaseError(TaskAPIError):
+    status_code = 503
+    title = "Service Unavailable"
+    graphql_code = "SERVICE_UNAVAILABLE"
+    default_detail = "The database is unavailable; try again shortly"
+
+
+class InternalError(TaskAPIError):
+    pass
+
+
+# SQLite's messages for a database it cannot open or lock right now.
+_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "disk i/o error")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means the database cannot be reached, as opposed to a bug."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection became free in time
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, TimeoutError, ConnectionError)):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and any(
+            text in str(current).lower() for text in _SQLITE_UNAVAILABLE
+        ):
+            return True
+        # asyncpg's connection-level failures: class 08 (connection exception), 53 (insufficient
+        # resources, e.g. too many connections) and 57P0x (server shutting down / starting up).
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(("08", "53", "57P")):
+            return True
+        if type(current).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"} and (
+            type(current).__module__.startswith("asyncpg")
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def classify(exc: BaseException) -> TaskAPIError:
+    """The public error for any exception; unexpected ones are logged here, once."""
+    if isinstance(exc, TaskAPIError):
+        return exc
+    if isinstance(exc, pydantic.ValidationError):
+        return ValidationError.from_pydantic(exc.errors())
+    if _is_unavailable(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return DatabaseError()
+    logger.error("unexpected error", exc_info=exc)
+    return InternalError()

@@ -1,0 +1,78 @@
+"""The application: REST facade, GraphQL and health on one FastAPI app."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from strawberry.fastapi import GraphQLRouter
+
+from api import health, rest
+from api.config import Settings
+from api.db import create_engine, create_sessionmaker
+from api.error_handlers import PROBLEM_JSON, add_exception_handlers
+from api.migrate import upgrade_database
+from graphql_schema.context import get_context
+from graphql_schema.schema import schema
+
+logger = logging.getLogger(__name__)
+
+
+def _openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, made to say what the server sends: no 422, errors as problem+json."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses", {})
+                responses.pop("422", None)
+                for status, response in responses.items():
+                    content = response.get("content", {})
+                    if status[0] in "45" and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        schemas = document.get("components", {}).get("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings` (default: from the environment)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_startup:
+            await upgrade_database(settings)
+        engine = create_engine(settings)
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Task API",
+        version="0.1.0",
+        description="Tasks for many users: GraphQL at /graphql and this REST facade.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    add_exception_handlers(app)
+    app.include_router(rest.router)
+    app.include_router(health.router)
+    app.include_router(
+        GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql"),
+        prefix="/graphql",
+        include_in_schema=False,
+    )
+    app.openapi = lambda: _openapi_schema(app)  # type: ignore[method-assign]
+    return app
+
+
+app = create_app()

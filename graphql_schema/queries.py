@@ -1,0 +1,24 @@
+"""Query resolvers: translate arguments, call the service, convert the result."""
+
+import strawberry
+
+from api import errors, service
+from graphql_schema.context import Context
+from graphql_schema.types import Task
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The user's tasks, oldest first.")
+    async def tasks(self, info: strawberry.Info[Context, None], user_id: str) -> list[Task]:
+        return [Task.from_model(t) for t in await service.list_tasks(info.context.session, user_id)]
+
+    @strawberry.field(description="One of the user's tasks; null when there is no such task.")
+    async def task(
+        self, info: strawberry.Info[Context, None], user_id: str, id: strawberry.ID
+    ) -> Task | None:
+        try:
+            return Task.from_model(await service.get_task(info.context.session, user_id, id))
+        except errors.NotFoundError:
+            # Expected absence is null, not an error (Strawberry's advice for nullable lookups).
+            return None
