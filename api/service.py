@@ -119,9 +119,9 @@ async def _apply(session: AsyncSession, task: Task, changes: dict[str, object]) 
         for name, value in changed.items():
             setattr(task, name, value)
         task.updated_at = utcnow()
-        await session.commit()
-    else:
-        await session.rollback()  # release the row lock taken for the read
+    # Commit either way: it ends the transaction and its row lock, and (unlike a rollback, which
+    # expires loaded objects) leaves `task` readable.
+    await session.commit()
     return task
 
 
@@ -155,4 +155,5 @@ async def delete_task(session: AsyncSession, user_id: str, task_id: str | UUID) 
 @_service_call
 async def ping(session: AsyncSession) -> None:
     """Raise DatabaseError unless the database answers."""
-    await session.execute(text("SELECT 1"))
+    connection = await session.connection()
+    await connection.execute(text("SELECT 1"))

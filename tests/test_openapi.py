@@ -1,0 +1,56 @@
+"""The OpenAPI document says what the server sends."""
+
+from typing import Any
+
+import httpx
+
+TASK_ROUTES = {
+    ("/api/{user_id}/tasks", "get"): "200",
+    ("/api/{user_id}/tasks", "post"): "201",
+    ("/api/{user_id}/tasks/{task_id}", "get"): "200",
+    ("/api/{user_id}/tasks/{task_id}", "put"): "200",
+    ("/api/{user_id}/tasks/{task_id}/complete", "patch"): "200",
+    ("/api/{user_id}/tasks/{task_id}", "delete"): "204",
+}
+
+
+async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_every_route_documents_the_contract_errors(client: httpx.AsyncClient) -> None:
+    paths = (await openapi(client))["paths"]
+    for (path, method), success in TASK_ROUTES.items():
+        responses = paths[path][method]["responses"]
+        expected = {success, "400", "500", "503"} | ({"404"} if "{task_id}" in path else set())
+        assert set(responses) == expected, (path, method)
+        for status in expected - {success}:
+            schema = responses[status]["content"]["application/problem+json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Problem"}
+        assert "Retry-After" in responses["503"]["headers"]
+
+
+async def test_no_422_anywhere(client: httpx.AsyncClient) -> None:
+    document = await openapi(client)
+    assert "422" not in str(document["paths"])
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+async def test_create_documents_the_location_header(client: httpx.AsyncClient) -> None:
+    created = (await openapi(client))["paths"]["/api/{user_id}/tasks"]["post"]["responses"]["201"]
+    assert "Location" in created["headers"]
+
+
+async def test_problem_schema_has_the_legacy_fields(client: httpx.AsyncClient) -> None:
+    problem = (await openapi(client))["components"]["schemas"]["Problem"]
+    assert {"title", "status", "detail", "error_type"} <= set(problem["required"])
+    assert "errors" in problem["properties"]
+
+
+async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/docs")
+    assert response.status_code == 200
+    assert "swagger" in response.text.lower()
