@@ -1,4 +1,8 @@
-"""The per-request GraphQL context: the request's database session."""
+"""The per-request GraphQL context: the request's database session, one user at a time."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.fastapi import BaseContext
@@ -9,7 +13,18 @@ from api.db import SessionDep
 class Context(BaseContext):
     def __init__(self, session: AsyncSession) -> None:
         super().__init__()
-        self.session = session
+        self._session = session
+        self._session_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """The request's session, held by one resolver at a time.
+
+        GraphQL resolves a query's top-level fields concurrently, and an AsyncSession must not
+        run two operations at once; the lock keeps one session per request safe.
+        """
+        async with self._session_lock:
+            yield self._session
 
 
 async def get_context(session: SessionDep) -> Context:
