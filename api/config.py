@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     # Seconds a client is told to wait (Retry-After) when the database is unavailable.
     retry_after_seconds: int = Field(default=5, ge=1)
-    log_level: str = "INFO"
+    # The key that signs list cursors; unset, a key stored in the database by the first
+    # migration is used, which every process over that database shares.
+    cursor_secret: SecretStr | None = None
 
     @cached_property
     def migration_url(self) -> str:

@@ -152,9 +152,12 @@ def create_engine(settings: Settings, raw_url: str | None = None) -> AsyncEngine
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for `engine`; `info` is what the service finds in every session's `info`."""
     # expire_on_commit=False: objects stay readable after commit without a lazy reload.
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info or {})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

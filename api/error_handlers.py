@@ -3,6 +3,7 @@
 from http import HTTPStatus
 from typing import Any
 
+import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -93,6 +94,8 @@ def add_exception_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(errors.TaskAPIError, on_task_api_error)
+    # A model built from request input in a route (e.g. the list's query) failed validation.
+    app.add_exception_handler(pydantic.ValidationError, on_task_api_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     # Anything unexpected: classified (and logged) once, answered as a generic 500.

@@ -11,6 +11,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from api import health, rest
 from api.config import Settings
+from api.cursors import CursorCodec
 from api.db import create_engine, create_sessionmaker
 from api.error_handlers import PROBLEM_JSON, add_exception_handlers
 from api.migrate import upgrade_database
@@ -50,7 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_startup:
             await upgrade_database(settings)
         engine = create_engine(settings)
-        app.state.sessionmaker = create_sessionmaker(engine)
+        codec = CursorCodec(
+            secret.get_secret_value() if (secret := settings.cursor_secret) else None
+        )
+        app.state.sessionmaker = create_sessionmaker(engine, {"cursor_codec": codec})
         try:
             yield
         finally:

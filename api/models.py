@@ -1,10 +1,18 @@
 """The task, in the shapes each layer needs; every input rule of the contract lives here."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, PlainSerializer, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    PlainSerializer,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
@@ -41,7 +49,12 @@ class Task(SQLModel, table=True):
     """A stored task (table `tasks`); written only by the service."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),)
+    # One index per list order (see the migrations), each serving one user's pages.
+    __table_args__ = (
+        Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        Index("ix_tasks_user_id_title_id", "user_id", "title", "id"),
+    )
 
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     user_id: str = Field(sa_column=Column(String(USER_ID_MAX), nullable=False))
@@ -100,3 +113,92 @@ class TaskRead(SQLModel):
     completed: bool
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class TaskOrderField(StrEnum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    TITLE = "title"
+
+
+class OrderDirection(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+SEARCH_MAX = 500
+LIST_LIMIT_MAX = 1000
+CONNECTION_PAGE_MAX = 100
+CONNECTION_PAGE_DEFAULT = 50
+
+
+def _empty_is_none(value: str | None) -> str | None:
+    # An empty search string is the same as no search.
+    return _reject_nul(value) if value else None
+
+
+Search = Annotated[
+    str | None, StringConstraints(max_length=SEARCH_MAX), AfterValidator(_empty_is_none)
+]
+
+
+class TaskFilter(SQLModel):
+    """Which of the user's tasks a list holds; absent fields do not filter."""
+
+    completed: StrictBool | None = None
+    # A case-insensitive substring of the title or description; `%`, `_` and `\` match themselves.
+    search: Search = None
+
+
+class TaskOrder(SQLModel):
+    """A total order: ties on `field` are broken by id, in the same direction."""
+
+    field: TaskOrderField = TaskOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.ASC
+
+    @property
+    def token(self) -> str:
+        return f"{self.field.value}:{self.direction.value}"
+
+
+class TaskListQuery(SQLModel):
+    """One page (or all) of a user's tasks: filter, order and a keyset window.
+
+    `first`/`after` read forward from a cursor, `last`/`before` read backward to one; with neither
+    size given, every matching task is returned.
+    """
+
+    filter: TaskFilter = TaskFilter()
+    order: TaskOrder = TaskOrder()
+    first: Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX)] | None = None
+    after: str | None = None
+    last: Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX)] | None = None
+    before: str | None = None
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> "TaskListQuery":
+        if self.first is not None and self.last is not None:
+            raise ValueError("give first or last, not both")
+        return self
+
+
+class ConnectionWindow(SQLModel):
+    """Relay's page arguments: `first`/`last` are 1-100, 50 when neither is given."""
+
+    first: Annotated[int, Field(ge=1, le=CONNECTION_PAGE_MAX)] | None = None
+    after: str | None = None
+    last: Annotated[int, Field(ge=1, le=CONNECTION_PAGE_MAX)] | None = None
+    before: str | None = None
+
+    def to_query(self, filter: TaskFilter, order: TaskOrder) -> TaskListQuery:
+        first = self.first
+        if first is None and self.last is None:
+            first = CONNECTION_PAGE_DEFAULT
+        return TaskListQuery(
+            filter=filter,
+            order=order,
+            first=first,
+            after=self.after,
+            last=self.last,
+            before=self.before,
+        )

@@ -1,14 +1,27 @@
 """The REST facade at /api/{user_id}/tasks: call the service, set status and headers."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
 from api import service
 from api.db import SessionDep
 from api.error_handlers import Problem
-from api.models import Task, TaskCompletion, TaskCreate, TaskRead, TaskUpdate
+from api.models import (
+    LIST_LIMIT_MAX,
+    OrderDirection,
+    Task,
+    TaskCompletion,
+    TaskCreate,
+    TaskFilter,
+    TaskListQuery,
+    TaskOrder,
+    TaskOrderField,
+    TaskRead,
+    TaskUpdate,
+)
 
 # Documented on every route; api.main's OpenAPI hook files them under application/problem+json.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -36,9 +49,72 @@ def _read(task: Task) -> TaskRead:
     return TaskRead.model_validate(task, from_attributes=True)
 
 
-@router.get("", summary="List the user's tasks, oldest first")
-async def list_tasks(session: SessionDep, user_id: str) -> list[TaskRead]:
-    return [_read(task) for task in await service.list_tasks(session, user_id)]
+class TaskListParams(BaseModel):
+    """The list's query string; with none of it, every task, oldest first (as always)."""
+
+    completed: Literal["true", "false"] | None = Field(
+        default=None, description="Only completed (`true`) or open (`false`) tasks"
+    )
+    search: str | None = Field(
+        default=None,
+        description="Case-insensitive substring of the title or description; "
+        "`%`, `_` and `\\` match themselves",
+    )
+    sort: Literal["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"] = (
+        Field(default="created_at", description="Order; a leading `-` is descending")
+    )
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=LIST_LIMIT_MAX,
+        description='Page size; when more tasks follow, a `Link: <...>; rel="next"` header '
+        "gives the next page's URL",
+    )
+    cursor: str | None = Field(default=None, description="From a previous page's `Link` header")
+
+    def to_query(self) -> TaskListQuery:
+        return TaskListQuery(
+            filter=TaskFilter(
+                completed=None if self.completed is None else self.completed == "true",
+                search=self.search,
+            ),
+            order=TaskOrder(
+                field=TaskOrderField(self.sort.removeprefix("-")),
+                direction=OrderDirection.DESC if self.sort.startswith("-") else OrderDirection.ASC,
+            ),
+            first=self.limit,
+            after=self.cursor,
+        )
+
+
+@router.get(
+    "",
+    summary="List the user's tasks (default: all, oldest first)",
+    responses={
+        200: {
+            "description": "The tasks, in the order asked for",
+            "headers": {
+                "Link": {
+                    "description": 'RFC 8288 `<url>; rel="next"` when `limit` was given and '
+                    "more tasks follow; the URL keeps every parameter and adds the cursor",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
+)
+async def list_tasks(
+    session: SessionDep,
+    user_id: str,
+    params: Annotated[TaskListParams, Query()],
+    request: Request,
+    response: Response,
+) -> list[TaskRead]:
+    page = await service.list_tasks(session, user_id, params.to_query())
+    if page.has_next_page and page.end_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.end_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return [_read(task) for task in page.tasks]
 
 
 @router.post(

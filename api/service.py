@@ -7,17 +7,30 @@ to that owner, owns its transaction, and raises only `api.errors` types.
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Concatenate, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import pydantic
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, String, func, literal, or_, text, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api import errors
-from api.db import utcnow
-from api.models import Task, TaskCreate, TaskUpdate, UserId
+from api.cursors import Boundary, CursorCodec
+from api.db import UTCDateTime, utcnow
+from api.models import (
+    OrderDirection,
+    Task,
+    TaskCreate,
+    TaskFilter,
+    TaskListQuery,
+    TaskOrder,
+    TaskOrderField,
+    TaskUpdate,
+    UserId,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,15 +91,111 @@ async def _get_owned(
     return task
 
 
+@dataclass(frozen=True)
+class TaskPage:
+    """A list of tasks in the order asked for; `cursors` is filled for paged lists only."""
+
+    tasks: Sequence[Task]
+    cursors: Sequence[str] = ()
+    has_next_page: bool = False
+    has_previous_page: bool = False
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+def _cursor_codec(session: AsyncSession) -> CursorCodec:
+    # api.db puts the app's codec on every session it makes.
+    codec: CursorCodec = session.info["cursor_codec"]
+    return codec
+
+
+def _filtered(user_id: str, filter: TaskFilter) -> SelectOfScalar[Task]:
+    statement = select(Task).where(col(Task.user_id) == user_id)
+    if filter.completed is not None:
+        statement = statement.where(col(Task.completed) == filter.completed)
+    if filter.search:
+        statement = statement.where(
+            or_(
+                col(Task.title).icontains(filter.search, autoescape=True),
+                col(Task.description).icontains(filter.search, autoescape=True),
+            )
+        )
+    return statement
+
+
+def _beyond(order: TaskOrder, boundary: Boundary, *, forward: bool) -> ColumnElement[bool]:
+    """Tasks after `boundary` in reading order (`forward`), or before it."""
+    row = tuple_(getattr(Task, order.field.value), col(Task.id))
+    ascending = (order.direction is OrderDirection.ASC) == forward
+    bound = tuple_(literal(boundary.key, _KEY_TYPES[order.field]), literal(boundary.task_id))
+    return row > bound if ascending else row < bound
+
+
+_KEY_TYPES = {
+    TaskOrderField.CREATED_AT: UTCDateTime(),
+    TaskOrderField.UPDATED_AT: UTCDateTime(),
+    TaskOrderField.TITLE: String(),
+}
+
+
+def _ordered(statement: SelectOfScalar[Task], order: TaskOrder, *, reverse: bool) -> Any:
+    key, task_id = getattr(Task, order.field.value), col(Task.id)
+    descending = (order.direction is OrderDirection.DESC) != reverse
+    if descending:
+        return statement.order_by(key.desc(), task_id.desc())
+    return statement.order_by(key.asc(), task_id.asc())
+
+
 @_service_call
-async def list_tasks(session: AsyncSession, user_id: str) -> Sequence[Task]:
-    """The user's tasks, oldest first (created_at, then id)."""
-    statement = (
-        select(Task)
-        .where(col(Task.user_id) == validate_user_id(user_id))
-        .order_by(col(Task.created_at), col(Task.id))
+async def list_tasks(
+    session: AsyncSession, user_id: str, query: TaskListQuery | None = None
+) -> TaskPage:
+    """The user's tasks matching `query`, in its order (default: all, oldest first).
+
+    Keyset pagination as Relay's algorithm: `after`/`before` cut the ordered list at their
+    boundary tasks, then `first` takes from its start or `last` from its end.
+    """
+    user_id = validate_user_id(user_id)
+    query = query or TaskListQuery()
+    codec = _cursor_codec(session)
+    statement = _filtered(user_id, query.filter)
+    if query.after is not None:
+        after = await codec.decode(session, user_id, query.order, query.after)
+        statement = statement.where(_beyond(query.order, after, forward=True))
+    if query.before is not None:
+        before = await codec.decode(session, user_id, query.order, query.before)
+        statement = statement.where(_beyond(query.order, before, forward=False))
+
+    size = query.last if query.last is not None else query.first
+    backward = query.last is not None
+    statement = _ordered(statement, query.order, reverse=backward)
+    if size is not None:
+        statement = statement.limit(size + 1)  # one more tells whether another page follows
+    tasks = list((await session.exec(statement)).all())
+    if size is None:
+        return TaskPage(tasks=tasks)
+
+    more = len(tasks) > size
+    tasks = tasks[:size]
+    if backward:
+        tasks.reverse()
+    cursors = [await codec.encode(session, user_id, query.order, task) for task in tasks]
+    return TaskPage(
+        tasks=tasks,
+        cursors=cursors,
+        has_next_page=query.before is not None if backward else more,
+        has_previous_page=more if backward else query.after is not None,
     )
-    return (await session.exec(statement)).all()
+
+
+@_service_call
+async def count_tasks(session: AsyncSession, user_id: str, filter: TaskFilter) -> int:
+    """How many of the user's tasks match `filter`."""
+    matching = _filtered(validate_user_id(user_id), filter).subquery()
+    statement = select(func.count()).select_from(matching)
+    return int((await session.exec(statement)).one())
 
 
 @_service_call

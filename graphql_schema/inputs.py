@@ -5,8 +5,10 @@ from typing import Any, TypeVar
 import pydantic
 import strawberry
 from sqlmodel import SQLModel
+from strawberry import UNSET
 
 from api import errors, models
+from graphql_schema.types import OrderDirection, TaskOrderField
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -38,3 +40,50 @@ class UpdateTaskInput:
     def to_model(self) -> models.TaskUpdate:
         sent = {"title": self.title, "description": self.description, "completed": self.completed}
         return _validated(models.TaskUpdate, sent)
+
+
+@strawberry.input(description="Which tasks a list holds; absent fields do not filter.")
+class TaskFilter:
+    completed: bool | None = strawberry.UNSET
+    search: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Case-insensitive substring of title or description; empty means none.",
+    )
+
+    def to_model(self) -> models.TaskFilter:
+        return _validated(models.TaskFilter, {"completed": self.completed, "search": self.search})
+
+
+@strawberry.input(description="A list's order; ties are broken by id.")
+class TaskOrder:
+    field: TaskOrderField = TaskOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.ASC
+
+    def to_model(self) -> models.TaskOrder:
+        return models.TaskOrder(field=self.field, direction=self.direction)
+
+
+def list_query(
+    filter: TaskFilter | None, order_by: TaskOrder | None, limit: int | None
+) -> models.TaskListQuery:
+    """The `tasks` field's arguments as the service's query (`limit` is its page size)."""
+    task_filter = filter.to_model() if filter else models.TaskFilter()
+    order = order_by.to_model() if order_by else models.TaskOrder()
+    try:
+        return models.TaskListQuery(
+            filter=task_filter, order=order, first=None if limit is UNSET else limit
+        )
+    except pydantic.ValidationError as exc:
+        located = [{**error, "loc": ("limit",)} for error in exc.errors()]
+        raise errors.ValidationError.from_pydantic(located) from None
+
+
+def connection_query(
+    filter: TaskFilter | None,
+    order_by: TaskOrder | None,
+    window: dict[str, Any],
+) -> models.TaskListQuery:
+    """The `tasksConnection` field's arguments as the service's query."""
+    task_filter = filter.to_model() if filter else models.TaskFilter()
+    order = order_by.to_model() if order_by else models.TaskOrder()
+    return _validated(models.ConnectionWindow, window).to_query(task_filter, order)

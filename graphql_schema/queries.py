@@ -1,20 +1,55 @@
 """Query resolvers: translate arguments, call the service, convert the result."""
 
 import strawberry
+from strawberry import UNSET
 
 from api import errors, service
 from graphql_schema.context import Context
-from graphql_schema.types import Task
+from graphql_schema.inputs import TaskFilter, TaskOrder, connection_query, list_query
+from graphql_schema.types import Task, TaskConnection
 
 Info = strawberry.Info[Context, None]
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The user's tasks, oldest first.")
-    async def tasks(self, info: Info, user_id: str) -> list[Task]:
+    @strawberry.field(
+        description="The user's tasks (default: all, oldest first); `limit` is 1-1000."
+    )
+    async def tasks(
+        self,
+        info: Info,
+        user_id: str,
+        filter: TaskFilter | None = UNSET,
+        order_by: TaskOrder | None = UNSET,
+        limit: int | None = UNSET,
+    ) -> list[Task]:
+        query = list_query(filter, order_by, limit)
         async with info.context.session() as session:
-            return [Task.from_model(task) for task in await service.list_tasks(session, user_id)]
+            page = await service.list_tasks(session, user_id, query)
+        return [Task.from_model(task) for task in page.tasks]
+
+    @strawberry.field(
+        description="A page of the user's tasks: `first`/`after` forward, `last`/`before` "
+        "backward; `first`/`last` are 1-100, 50 when neither is given."
+    )
+    async def tasks_connection(
+        self,
+        info: Info,
+        user_id: str,
+        filter: TaskFilter | None = UNSET,
+        order_by: TaskOrder | None = UNSET,
+        first: int | None = UNSET,
+        after: str | None = UNSET,
+        last: int | None = UNSET,
+        before: str | None = UNSET,
+    ) -> TaskConnection:
+        # Arguments left out are UNSET, which the validated models read as absent.
+        window = {"first": first, "after": after, "last": last, "before": before}
+        query = connection_query(filter, order_by, window)
+        async with info.context.session() as session:
+            page = await service.list_tasks(session, user_id, query)
+        return TaskConnection.from_page(page, user_id, query.filter)
 
     @strawberry.field(description="One of the user's tasks; null when there is no such task.")
     async def task(self, info: Info, user_id: str, id: strawberry.ID) -> Task | None:

@@ -4,7 +4,8 @@ from datetime import datetime
 
 import strawberry
 
-from api import models
+from api import models, service
+from graphql_schema.context import Context
 
 
 @strawberry.type
@@ -28,3 +29,54 @@ class Task:
             created_at=task.created_at,
             updated_at=task.updated_at,
         )
+
+
+TaskOrderField = strawberry.enum(models.TaskOrderField, description="What a list is sorted by.")
+OrderDirection = strawberry.enum(models.OrderDirection)
+
+
+@strawberry.type
+class TaskEdge:
+    cursor: str
+    node: Task
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="A page of a user's tasks (Relay cursor connection).")
+class TaskConnection:
+    edges: list[TaskEdge]
+    page_info: PageInfo
+    owner: strawberry.Private[str]
+    task_filter: strawberry.Private[models.TaskFilter]
+
+    @strawberry.field
+    def nodes(self) -> list[Task]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many tasks match the filter (counted only when asked).")
+    async def total_count(self, info: strawberry.Info[Context, None]) -> int:
+        async with info.context.session() as session:
+            return await service.count_tasks(session, self.owner, self.task_filter)
+
+    @classmethod
+    def from_page(
+        cls, page: service.TaskPage, owner: str, task_filter: models.TaskFilter
+    ) -> "TaskConnection":
+        edges = [
+            TaskEdge(cursor=cursor, node=Task.from_model(task))
+            for cursor, task in zip(page.cursors, page.tasks, strict=True)
+        ]
+        page_info = PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.end_cursor,
+        )
+        return cls(edges=edges, page_info=page_info, owner=owner, task_filter=task_filter)

@@ -17,7 +17,7 @@ def test_schema_file_matches_the_code() -> None:
 def test_schema_has_the_contract_operations() -> None:
     sdl = schema.as_str()
     for line in [
-        "tasks(userId: String!): [Task!]!",
+        "tasks(userId: String!, filter: TaskFilter, orderBy: TaskOrder, limit: Int): [Task!]!",
         "task(userId: String!, id: ID!): Task",
         "createTask(userId: String!, input: CreateTaskInput!): Task!",
         "updateTask(userId: String!, id: ID!, input: UpdateTaskInput!): Task!",

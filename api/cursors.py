@@ -1,0 +1,112 @@
+"""Opaque keyset cursors: the sort key and id of a boundary task, signed for its user and order.
+
+A cursor is `base64url(payload).base64url(mac)`. The payload names the order it was made for and
+the boundary task's sort key and id; the MAC (HMAC-SHA256) covers the payload and the user id, so
+a cursor that was edited, made for another user, or made with another service key is refused.
+The key is `TASK_API_CURSOR_SECRET` when set, else one the first migration stored in the database,
+so every process and instance over the same database reads the same cursors.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import errors
+from api.models import Task, TaskOrder, TaskOrderField
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Where a page starts or ends: the boundary task's sort key and id."""
+
+    key: datetime | str
+    task_id: UUID
+
+
+def sort_key(task: Task, field: TaskOrderField) -> datetime | str:
+    value: datetime | str = getattr(task, field.value)
+    return value
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text_: str) -> bytes:
+    return base64.urlsafe_b64decode(text_ + "=" * (-len(text_) % 4))
+
+
+def _invalid(message: str = "is not a valid cursor for this list") -> errors.ValidationError:
+    return errors.ValidationError([{"field": "cursor", "message": message}])
+
+
+class CursorCodec:
+    """Encodes and checks cursors with the service key (fetched once, then kept)."""
+
+    def __init__(self, secret: str | None = None) -> None:
+        self._key: bytes | None = secret.encode() if secret else None
+
+    async def _get_key(self, session: AsyncSession) -> bytes:
+        if self._key is None:
+            connection = await session.connection()
+            row = await connection.execute(
+                text("SELECT value FROM service_secrets WHERE name = 'cursor_key'")
+            )
+            self._key = str(row.scalar_one()).encode()
+        return self._key
+
+    def _mac(self, key: bytes, user_id: str, payload: bytes) -> bytes:
+        message = user_id.encode() + b"\x00" + payload
+        return hmac.new(key, message, hashlib.sha256).digest()[:16]
+
+    async def encode(
+        self, session: AsyncSession, user_id: str, order: TaskOrder, task: Task
+    ) -> str:
+        key = sort_key(task, order.field)
+        fields: list[Any] = [
+            FORMAT_VERSION,
+            order.token,
+            key.isoformat() if isinstance(key, datetime) else key,
+            str(task.id),
+        ]
+        payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+        mac = self._mac(await self._get_key(session), user_id, payload)
+        return f"{_b64encode(payload)}.{_b64encode(mac)}"
+
+    async def decode(
+        self, session: AsyncSession, user_id: str, order: TaskOrder, cursor: str
+    ) -> Boundary:
+        try:
+            payload_text, mac_text = cursor.split(".")
+            payload, mac = _b64decode(payload_text), _b64decode(mac_text)
+        except (ValueError, binascii.Error):
+            raise _invalid() from None
+        expected = self._mac(await self._get_key(session), user_id, payload)
+        if not hmac.compare_digest(mac, expected):
+            raise _invalid()
+        try:
+            version, order_token, raw_key, raw_id = json.loads(payload)
+            task_id = UUID(raw_id)
+        except (ValueError, TypeError):
+            raise _invalid() from None
+        if version != FORMAT_VERSION:
+            raise _invalid()
+        if order_token != order.token:
+            raise _invalid(f"was made for the order {order_token}, not {order.token}")
+        if order.field is TaskOrderField.TITLE:
+            return Boundary(key=str(raw_key), task_id=task_id)
+        try:
+            return Boundary(key=datetime.fromisoformat(raw_key), task_id=task_id)
+        except (ValueError, TypeError):
+            raise _invalid() from None
