@@ -8,7 +8,7 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import pydantic
@@ -140,12 +140,30 @@ _KEY_TYPES = {
 }
 
 
-def _ordered(statement: SelectOfScalar[Task], order: TaskOrder, *, reverse: bool) -> Any:
+def _ordered(
+    statement: SelectOfScalar[Task], order: TaskOrder, *, reverse: bool
+) -> SelectOfScalar[Task]:
     key, task_id = getattr(Task, order.field.value), col(Task.id)
     descending = (order.direction is OrderDirection.DESC) != reverse
     if descending:
         return statement.order_by(key.desc(), task_id.desc())
     return statement.order_by(key.asc(), task_id.asc())
+
+
+def list_statement(
+    user_id: str, query: TaskListQuery, after: Boundary | None, before: Boundary | None
+) -> SelectOfScalar[Task]:
+    """The one SELECT a list page costs (read backward when `last` is given)."""
+    statement = _filtered(user_id, query.filter)
+    if after is not None:
+        statement = statement.where(_beyond(query.order, after, forward=True))
+    if before is not None:
+        statement = statement.where(_beyond(query.order, before, forward=False))
+    size = query.last if query.last is not None else query.first
+    statement = _ordered(statement, query.order, reverse=query.last is not None)
+    if size is not None:
+        statement = statement.limit(size + 1)  # one more tells whether another page follows
+    return statement
 
 
 @_service_call
@@ -160,23 +178,18 @@ async def list_tasks(
     user_id = validate_user_id(user_id)
     query = query or TaskListQuery()
     codec = _cursor_codec(session)
-    statement = _filtered(user_id, query.filter)
+    after = before = None
     if query.after is not None:
         after = await codec.decode(session, user_id, query.order, query.after)
-        statement = statement.where(_beyond(query.order, after, forward=True))
     if query.before is not None:
         before = await codec.decode(session, user_id, query.order, query.before)
-        statement = statement.where(_beyond(query.order, before, forward=False))
-
-    size = query.last if query.last is not None else query.first
-    backward = query.last is not None
-    statement = _ordered(statement, query.order, reverse=backward)
-    if size is not None:
-        statement = statement.limit(size + 1)  # one more tells whether another page follows
+    statement = list_statement(user_id, query, after, before)
     tasks = list((await session.exec(statement)).all())
+    size = query.last if query.last is not None else query.first
     if size is None:
         return TaskPage(tasks=tasks)
 
+    backward = query.last is not None
     more = len(tasks) > size
     tasks = tasks[:size]
     if backward:
