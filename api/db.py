@@ -80,7 +80,9 @@ def engine_options(raw_url: str, connect_timeout: float = 5.0) -> EngineOptions:
         server_settings["application_name"] = str(query.pop("application_name"))
     for name in _LIBPQ_DROPPED & query.keys():
         query.pop(name)
-        if name != "pgbouncer":
+        # channel_binding and pgbouncer come in every hosted URL and have nothing to do here;
+        # a dropped certificate setting is worth a word.
+        if name not in {"channel_binding", "pgbouncer"}:
             logger.warning("database URL parameter %r is not supported by asyncpg; ignored", name)
     if server_settings:
         connect_args["server_settings"] = server_settings
