@@ -6,6 +6,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Response, status
 
 from api import service
+from api.auth import OwnerRoute
 from api.db import SessionDep
 from api.error_handlers import Problem
 from api.models import Task, TaskCompletion, TaskCreate, TaskRead, TaskUpdate
@@ -29,7 +30,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such task for this user (NotFoundError)"}
 }
 
-router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
+# Every route answers only the user in its path (api.auth.OwnerRoute), before reading its body.
+router = APIRouter(
+    prefix="/api/{user_id}/tasks",
+    tags=["tasks"],
+    responses=ERROR_RESPONSES,
+    route_class=OwnerRoute,
+)
 
 
 def _read(task: Task) -> TaskRead:

@@ -4,6 +4,7 @@ import strawberry
 
 from api import errors, service
 from graphql_schema.context import Context
+from graphql_schema.permissions import IsOwner
 from graphql_schema.types import Task
 
 Info = strawberry.Info[Context, None]
@@ -11,12 +12,15 @@ Info = strawberry.Info[Context, None]
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The user's tasks, oldest first.")
+    @strawberry.field(description="The user's tasks, oldest first.", permission_classes=[IsOwner])
     async def tasks(self, info: Info, user_id: str) -> list[Task]:
         async with info.context.session() as session:
             return [Task.from_model(task) for task in await service.list_tasks(session, user_id)]
 
-    @strawberry.field(description="One of the user's tasks; null when there is no such task.")
+    @strawberry.field(
+        description="One of the user's tasks; null when there is no such task.",
+        permission_classes=[IsOwner],
+    )
     async def task(self, info: Info, user_id: str, id: strawberry.ID) -> Task | None:
         try:
             async with info.context.session() as session:
