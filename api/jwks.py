@@ -63,10 +63,11 @@ class JwksKeys:
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last fetch, successful or not
         self._last_attempt_failed = False
-        self._attempts = 0
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Task[None] | None = None  # the one fetch under way, if any
 
     async def aclose(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -113,10 +114,7 @@ class JwksKeys:
 
     async def _refresh(self) -> None:
         """Fetch the JWKS once for everyone waiting, at most once per minimum interval."""
-        attempts_seen = self._attempts
-        async with self._lock:
-            if self._attempts != attempts_seen:
-                return  # another caller fetched while this one waited: its outcome stands
+        if self._inflight is None:
             now = self._clock()
             if (
                 self._attempted_at is not None
@@ -124,24 +122,30 @@ class JwksKeys:
             ):
                 return
             self._attempted_at = now
-            self._attempts += 1
-            try:
-                async with asyncio.timeout(self._timeout):
-                    jwks = await self._fetch()
-            except (httpx.HTTPError, TimeoutError, ValueError) as exc:
-                self._last_attempt_failed = True
-                logger.warning(
-                    "cannot fetch signing keys from %s (%s); keeping %d cached key(s)",
-                    _loggable(self._url),
-                    type(exc).__name__,
-                    len(self._jwks),
-                )
-                return
-            self._jwks = jwks
-            self._prepared = {}
-            self._fetched_at = now
-            self._last_attempt_failed = False
-            logger.info("fetched %d signing key(s) from %s", len(jwks), _loggable(self._url))
+            self._inflight = asyncio.get_running_loop().create_task(self._fetch_and_store(now))
+        # Shielded: a caller that goes away does not cancel the fetch the others wait for.
+        await asyncio.shield(self._inflight)
+
+    async def _fetch_and_store(self, started: float) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                jwks = await self._fetch()
+        except (httpx.HTTPError, TimeoutError, ValueError) as exc:
+            self._last_attempt_failed = True
+            logger.warning(
+                "cannot fetch signing keys from %s (%s); keeping %d cached key(s)",
+                _loggable(self._url),
+                type(exc).__name__,
+                len(self._jwks),
+            )
+            return
+        finally:
+            self._inflight = None
+        self._jwks = jwks
+        self._prepared = {}
+        self._fetched_at = started
+        self._last_attempt_failed = False
+        logger.info("fetched %d signing key(s) from %s", len(jwks), _loggable(self._url))
 
     async def _fetch(self) -> dict[str | None, dict[str, Any]]:
         """The public signing keys the URL serves, by kid; ValueError if it serves none."""
