@@ -5,7 +5,6 @@ ones whose public keys a JWKS endpoint on 127.0.0.1 serves.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,14 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from pydantic import ValidationError
-from sqlalchemy import event
-from sqlmodel import col, select
+from strawberry.permission import PermissionExtension
+from strawberry.types.base import StrawberryObjectDefinition
 
-from api.models import Task
-from tests.conftest import client_for, make_settings
+from graphql_schema.permissions import IsOwner
+from graphql_schema.schema import schema
+from tests.apps import app_of, client_of, sql_statements, stored_tasks
+from tests.conftest import make_settings
 from tests.tokens import (
     AUDIENCE,
     ED25519_KEY,
@@ -54,55 +53,6 @@ TASKS = "query Tasks($userId: String!) { tasks(userId: $userId) { id title } }"
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def running(database_url: str, **settings: Any) -> AsyncIterator[FastAPI]:
-    """The app for these settings, started (migrated) and stopped around the block."""
-    app = create_app_for(database_url, **settings)
-    async with LifespanManager(app):
-        yield app
-
-
-def create_app_for(database_url: str, **settings: Any) -> FastAPI:
-    from api.main import create_app
-
-    return create_app(make_settings(database_url, **settings))
-
-
-@contextlib.asynccontextmanager
-async def client_of(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(database_url, **settings) as app, client_for(app) as client:
-        client.app = app  # type: ignore[attr-defined]
-        yield client
-
-
-def app_of(client: httpx.AsyncClient) -> FastAPI:
-    app: FastAPI = client.app  # type: ignore[attr-defined]
-    return app
-
-
-async def stored_tasks(app: FastAPI) -> list[dict[str, Any]]:
-    """Every row of the tasks table, read from the database itself."""
-    async with app.state.sessionmaker() as session:
-        rows = (await session.exec(select(Task).order_by(col(Task.id)))).all()
-        return [row.model_dump() for row in rows]
-
-
-@contextlib.contextmanager
-def sql_statements(app: FastAPI) -> Iterator[list[str]]:
-    """The SQL statements the app sends to its database inside the block."""
-    engine = app.state.sessionmaker.kw["bind"].sync_engine
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def gql(
@@ -535,6 +485,23 @@ class TestOwnership:
             "/api/alice/tasks", content=b"{not json", headers={"content-type": "application/json"}
         )
         assert_rest_401(response, bare_challenge=True)
+
+
+class TestEveryRootFieldIsGuarded:
+    @pytest.mark.parametrize("type_name", ["Query", "Mutation"])
+    def test_every_root_field_takes_user_id_and_applies_is_owner(self, type_name: str) -> None:
+        # A field added later without the guard would be open to every caller: fail here.
+        root = schema.get_type_by_name(type_name)
+        assert isinstance(root, StrawberryObjectDefinition)
+        for field in root.fields:
+            guards = [
+                permission
+                for extension in field.extensions
+                if isinstance(extension, PermissionExtension)
+                for permission in extension.permissions
+            ]
+            assert "user_id" in [argument.python_name for argument in field.arguments], field
+            assert any(isinstance(guard, IsOwner) for guard in guards), field.python_name
 
 
 class TestOpenEndpoints:
