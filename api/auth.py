@@ -8,7 +8,6 @@ the request addresses. With neither a secret nor a JWKS URL configured there is 
 every caller may address every user.
 """
 
-import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,8 +20,6 @@ from jwt.types import Options
 from api.config import Settings
 from api.errors import AuthenticationError, AuthorizationError
 from api.jwks import JwksKeys
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -192,9 +189,7 @@ class OwnerRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def handle_for_owner(request: Request) -> Response:
-            caller = await authenticate(request)
-            authorize(caller, request.path_params["user_id"])
-            request.state.caller = caller
+            authorize(await authenticate(request), request.path_params["user_id"])
             return await handle(request)
 
         return handle_for_owner

@@ -3,8 +3,9 @@
 - `BodySizeLimit`: a body over the limit is answered 413 without being read into memory.
 - `StrictCORS`: Starlette's CORS for the configured origins; any other origin gets no CORS
   header at all, on preflights as on ordinary responses.
-- `SecurityHeaders`: `X-Content-Type-Options: nosniff` everywhere, and `Cache-Control: no-store`
-  on the API paths, so task data never lands in a shared cache.
+- `SecurityHeaders`: `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY` (the docs
+  and GraphiQL pages are not to be framed) everywhere, and `Cache-Control: no-store` on the API
+  paths, so task data never lands in a shared cache.
 """
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -114,7 +115,7 @@ class StrictCORS(CORSMiddleware):
 
 
 class SecurityHeaders:
-    """nosniff on every answer; no-store on the API paths' answers."""
+    """nosniff and no framing on every answer; no-store on the API paths' answers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

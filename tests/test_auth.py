@@ -209,6 +209,23 @@ class TestSharedSecretRejections:
         assert accepted.status_code == 200
 
 
+class TestAudience:
+    async def test_a_token_with_an_audience_needs_one_configured(self, database_url: str) -> None:
+        async with client_of(database_url, auth_jwt_secret=SECRET) as client:
+            with_aud = await client.get("/api/alice/tasks", headers=bearer(hmac_token()))
+            without = await client.get(
+                "/api/alice/tasks", headers=bearer(hmac_token(aud=None, iss=None))
+            )
+        assert_rest_401(with_aud, bare_challenge=False)
+        assert without.status_code == 200
+
+    async def test_the_configured_audience_may_be_one_of_several(
+        self, hmac_client: httpx.AsyncClient
+    ) -> None:
+        token = hmac_token(aud=["https://userinfo.example", AUDIENCE])
+        assert (await hmac_client.get("/api/alice/tasks", headers=bearer(token))).status_code == 200
+
+
 class TestSharedSecretAcceptance:
     @pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
     async def test_valid_token_for_the_addressed_user_works_on_both_faces(
