@@ -18,6 +18,7 @@ from api.config import Settings
 from graphql_schema.errors import ErrorCodes
 from graphql_schema.limits import QueryTextLimit, factory, shape_rule
 from graphql_schema.mutations import Mutation
+from graphql_schema.permissions import OperationOwner
 from graphql_schema.queries import Query
 
 
@@ -42,7 +43,7 @@ def build_schema(settings: Settings) -> TaskSchema:
     ]
     if not settings.graphql_introspection:
         extensions.append(DisableIntrospection)
-    extensions.append(ErrorCodes)
+    extensions += [OperationOwner, ErrorCodes]
     return TaskSchema(query=Query, mutation=Mutation, extensions=extensions)  # type: ignore[arg-type]
 
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 from strawberry.permission import PermissionExtension
 from strawberry.types.base import StrawberryObjectDefinition
 
+from api.auth import ANYONE, Caller
+from api.errors import AuthenticationError, AuthorizationError
 from graphql_schema.permissions import IsOwner
 from graphql_schema.schema import schema
 from tests.apps import app_of, client_of, sql_statements, stored_tasks
@@ -474,6 +477,37 @@ class TestOwnership:
         assert statements == []
         assert await stored_tasks(app) == before
 
+    @pytest.mark.parametrize(
+        ("document", "variables"),
+        [
+            (
+                'mutation { mine: createTask(userId: "alice", input: {title: "mine"}) { id } '
+                'theirs: createTask(userId: "bob", input: {title: "planted"}) { id } }',
+                {},
+            ),
+            ('{ mine: tasks(userId: "alice") { id } theirs: tasks(userId: "bob") { id } }', {}),
+            ('query($u: String! = "bob") { tasks(userId: $u) { id } }', {}),
+            (
+                'query($u: String!) { mine: tasks(userId: "alice") { id } '
+                "tasks(userId: $u) { id } }",
+                {"u": "bob"},
+            ),
+            ('query { ...Theirs } fragment Theirs on Query { tasks(userId: "bob") { id } }', {}),
+        ],
+        ids=["mixed mutation", "mixed query", "variable default", "variable", "fragment"],
+    )
+    async def test_an_operation_addressing_another_user_runs_nothing_at_all(
+        self, hmac_client: httpx.AsyncClient, document: str, variables: dict[str, str]
+    ) -> None:
+        app = app_of(hmac_client)
+        with sql_statements(app) as statements:
+            response = await gql(hmac_client, document, hmac_token("alice"), **variables)
+        body = response.json()
+        assert [error["extensions"]["code"] for error in body["errors"]] == ["FORBIDDEN"], body
+        assert body["data"] is None
+        assert statements == []
+        assert await stored_tasks(app) == []
+
     async def test_a_userid_in_variables_is_checked_like_one_inline(
         self, hmac_client: httpx.AsyncClient
     ) -> None:
@@ -502,6 +536,28 @@ class TestOwnership:
             "/api/alice/tasks", content=b"{not json", headers={"content-type": "application/json"}
         )
         assert_rest_401(response, bare_challenge=True)
+
+
+class TestIsOwner:
+    """The per-field guard on its own (the operation-level check usually answers first)."""
+
+    @staticmethod
+    def info(caller: Caller | None) -> Any:
+        return SimpleNamespace(context=SimpleNamespace(caller=caller))
+
+    def test_the_caller_may_address_itself(self) -> None:
+        assert IsOwner().has_permission(None, self.info(Caller("alice")), user_id="alice")
+
+    def test_another_user_is_forbidden(self) -> None:
+        with pytest.raises(AuthorizationError):
+            IsOwner().has_permission(None, self.info(Caller("alice")), user_id="bob")
+
+    def test_without_an_authenticated_caller_nothing_is_allowed(self) -> None:
+        with pytest.raises(AuthenticationError):
+            IsOwner().has_permission(None, self.info(None), user_id="alice")
+
+    def test_with_authentication_off_every_user_is_open(self) -> None:
+        assert IsOwner().has_permission(None, self.info(ANYONE), user_id="bob")
 
 
 class TestEveryRootFieldIsGuarded:
