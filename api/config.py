@@ -29,6 +29,8 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="ignore",
         populate_by_name=True,
+        # A refused setting must not print the others (secrets, database URLs) in its error.
+        hide_input_in_errors=True,
     )
 
     # DATABASE_URL keeps its conventional unprefixed name: hosting platforms set exactly that.

@@ -694,6 +694,12 @@ class TestSettings:
         with pytest.raises(ValidationError, match="do not fit"):
             make_settings("sqlite://", auth_algorithms=algorithms, **settings)
 
+    def test_a_refused_setting_prints_no_secret(self) -> None:
+        with pytest.raises(ValidationError) as refused:
+            make_settings("postgresql://u:db-password@db/x", auth_jwt_secret="short-secret")
+        assert "short-secret" not in str(refused.value)
+        assert "db-password" not in str(refused.value)
+
     def test_empty_values_mean_off(self) -> None:
         settings = make_settings("sqlite://", auth_jwt_secret="", auth_jwks_url=" ")
         assert not settings.auth_enabled
