@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # --- GraphQL limits, checked before anything executes --------------------------------------
     graphql_max_query_length: int = Field(default=65_536, ge=1)  # characters of query text
-    graphql_max_tokens: int = Field(default=1_000, ge=1)
+    graphql_max_tokens: int = Field(default=500, ge=1)
     graphql_max_depth: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=15, ge=0)
     # Off: no introspection and no GraphiQL page, for deployments that want neither.
