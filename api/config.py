@@ -9,13 +9,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tasks.db"
 
-HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+# RFC 7518 3.2: an HMAC key must be at least as long as the hash it is used with.
+HMAC_MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+HMAC_ALGORITHMS = tuple(HMAC_MIN_SECRET_BYTES)
 # What JWKS-served public keys sign with: RSA, RSA-PSS, ECDSA and Ed25519 (Better Auth's default).
 PUBLIC_KEY_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 )  # fmt: skip
-# RFC 7518 3.2: an HMAC key must be at least as long as the hash; this is HS256's.
-MIN_SECRET_BYTES = 32
+MIN_SECRET_BYTES = HMAC_MIN_SECRET_BYTES["HS256"]
 
 # A list setting read from the environment as comma-separated text ("a, b") or a JSON array.
 CommaList = Annotated[list[str], NoDecode]
@@ -130,6 +131,9 @@ class Settings(BaseSettings):
         unknown = [name for name in self.auth_algorithms if name not in family]
         if unknown:
             raise ValueError(f"algorithms {unknown} do not fit the configured key; use {family}")
+        short = [name for name in self.auth_algorithms if name not in self.accepted_algorithms]
+        if short:
+            raise ValueError(f"TASK_API_AUTH_JWT_SECRET is too short for {short}")
         if not self.auth_user_id_claim:
             raise ValueError("TASK_API_AUTH_USER_ID_CLAIM must name a claim")
         return self
@@ -142,10 +146,13 @@ class Settings(BaseSettings):
     @property
     def accepted_algorithms(self) -> tuple[str, ...]:
         """The `alg` values a token may carry (empty when authentication is off)."""
+        if self.auth_jwt_secret is not None:
+            # Only those the secret is long enough for (PyJWT refuses a shorter key anyway).
+            length = len(self.auth_jwt_secret.get_secret_value().encode())
+            fitting = [name for name, least in HMAC_MIN_SECRET_BYTES.items() if length >= least]
+            return tuple(name for name in self.auth_algorithms or fitting if name in fitting)
         if self.auth_algorithms:
             return tuple(self.auth_algorithms)
-        if self.auth_jwt_secret is not None:
-            return HMAC_ALGORITHMS
         if self.auth_jwks_url is not None:
             return PUBLIC_KEY_ALGORITHMS
         return ()

@@ -694,6 +694,20 @@ class TestSettings:
         with pytest.raises(ValidationError, match="do not fit"):
             make_settings("sqlite://", auth_algorithms=algorithms, **settings)
 
+    def test_the_secret_length_decides_the_default_hmac_algorithms(self) -> None:
+        assert make_settings("sqlite://", auth_jwt_secret="k" * 40).accepted_algorithms == (
+            "HS256",
+        )
+        assert make_settings("sqlite://", auth_jwt_secret="k" * 64).accepted_algorithms == (
+            "HS256",
+            "HS384",
+            "HS512",
+        )
+
+    def test_an_algorithm_the_secret_is_too_short_for_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="too short"):
+            make_settings("sqlite://", auth_jwt_secret="k" * 40, auth_algorithms="HS512")
+
     def test_a_refused_setting_prints_no_secret(self) -> None:
         with pytest.raises(ValidationError) as refused:
             make_settings("postgresql://u:db-password@db/x", auth_jwt_secret="short-secret")
