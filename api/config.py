@@ -1,11 +1,25 @@
 """Settings, read from the environment and an optional `.env`; every one has a working default."""
 
+import json
 from functools import cached_property
+from typing import Annotated, Self
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tasks.db"
+
+# RFC 7518 3.2: an HMAC key must be at least as long as the hash it is used with.
+HMAC_MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+HMAC_ALGORITHMS = tuple(HMAC_MIN_SECRET_BYTES)
+# What JWKS-served public keys sign with: RSA, RSA-PSS, ECDSA and Ed25519 (Better Auth's default).
+PUBLIC_KEY_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+MIN_SECRET_BYTES = HMAC_MIN_SECRET_BYTES["HS256"]
+
+# A list setting read from the environment as comma-separated text ("a, b") or a JSON array.
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -16,6 +30,8 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="ignore",
         populate_by_name=True,
+        # A refused setting must not print the others (secrets, database URLs) in its error.
+        hide_input_in_errors=True,
     )
 
     # DATABASE_URL keeps its conventional unprefixed name: hosting platforms set exactly that.
@@ -43,6 +59,105 @@ class Settings(BaseSettings):
     # The key that signs list cursors; unset, a key stored in the database by the first
     # migration is used, which every process over that database shares.
     cursor_secret: SecretStr | None = None
+
+    # --- authentication: a shared HMAC secret or a JWKS URL; neither means it is off -----------
+    auth_jwt_secret: SecretStr | None = None
+    auth_jwks_url: str | None = None
+    # Accepted `alg` values; empty means every one of the configured key's family (HS* for a
+    # secret, the public-key ones for a JWKS URL). Families never mix: no HS/RS confusion.
+    auth_algorithms: CommaList = Field(default_factory=list)
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # The claim that holds the user id that must match the path or `userId` argument.
+    auth_user_id_claim: str = "sub"
+    # Clock skew tolerated on exp / nbf / iat, in seconds.
+    auth_leeway_seconds: float = Field(default=30.0, ge=0)
+    # JWKS: how long fetched keys are trusted before a refresh, the least time between two
+    # fetches (an unknown `kid` refetches, but a storm of them cannot), and the fetch timeout.
+    auth_jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    auth_jwks_min_refetch_seconds: float = Field(default=10.0, ge=0)
+    auth_jwks_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    # --- GraphQL limits, checked before anything executes --------------------------------------
+    graphql_max_query_length: int = Field(default=65_536, ge=1)  # characters of query text
+    graphql_max_tokens: int = Field(default=500, ge=1)
+    graphql_max_depth: int = Field(default=10, ge=1)
+    graphql_max_aliases: int = Field(default=15, ge=0)
+    # Off: no introspection and no GraphiQL page, for deployments that want neither.
+    graphql_introspection: bool = True
+
+    # --- HTTP edge -----------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    # Browser origins allowed to call the API (CORS), e.g. "https://app.example.com"; none by
+    # default, so no CORS header is ever sent.
+    cors_allowed_origins: CommaList = Field(default_factory=list)
+
+    @field_validator("auth_algorithms", "cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("auth_jwt_secret", "auth_jwks_url", "auth_issuer", "auth_audience")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `FOO=` in a .env or a deployment template means "not set", not "the empty string".
+        if isinstance(value, SecretStr) and not value.get_secret_value():
+            return None
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Self:
+        if self.auth_jwt_secret is not None and self.auth_jwks_url is not None:
+            raise ValueError(
+                "set either TASK_API_AUTH_JWT_SECRET or TASK_API_AUTH_JWKS_URL, not both"
+            )
+        if self.auth_jwt_secret is not None:
+            if len(self.auth_jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"TASK_API_AUTH_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+                )
+            family = HMAC_ALGORITHMS
+        elif self.auth_jwks_url is not None:
+            if not self.auth_jwks_url.startswith(("https://", "http://")):
+                raise ValueError("TASK_API_AUTH_JWKS_URL must be an http(s) URL")
+            family = PUBLIC_KEY_ALGORITHMS
+        else:
+            return self
+        unknown = [name for name in self.auth_algorithms if name not in family]
+        if unknown:
+            raise ValueError(f"algorithms {unknown} do not fit the configured key; use {family}")
+        short = [name for name in self.auth_algorithms if name not in self.accepted_algorithms]
+        if short:
+            raise ValueError(f"TASK_API_AUTH_JWT_SECRET is too short for {short}")
+        if not self.auth_user_id_claim:
+            raise ValueError("TASK_API_AUTH_USER_ID_CLAIM must name a claim")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Authentication is on when a secret or a JWKS URL is configured."""
+        return self.auth_jwt_secret is not None or self.auth_jwks_url is not None
+
+    @property
+    def accepted_algorithms(self) -> tuple[str, ...]:
+        """The `alg` values a token may carry (empty when authentication is off)."""
+        if self.auth_jwt_secret is not None:
+            # Only those the secret is long enough for (PyJWT refuses a shorter key anyway).
+            length = len(self.auth_jwt_secret.get_secret_value().encode())
+            fitting = [name for name, least in HMAC_MIN_SECRET_BYTES.items() if length >= least]
+            return tuple(name for name in self.auth_algorithms or fitting if name in fitting)
+        if self.auth_algorithms:
+            return tuple(self.auth_algorithms)
+        if self.auth_jwks_url is not None:
+            return PUBLIC_KEY_ALGORITHMS
+        return ()
 
     @cached_property
     def migration_url(self) -> str:

@@ -30,6 +30,16 @@ class Problem(BaseModel):
     errors: list[FieldErrorBody] | None = None
 
 
+def error_headers(error: errors.TaskAPIError, retry_after: int) -> dict[str, str]:
+    """The headers an error answer carries on either face: a challenge, a time to retry."""
+    headers: dict[str, str] = {}
+    if isinstance(error, errors.AuthenticationError):
+        headers["WWW-Authenticate"] = error.challenge
+    if error.status_code == 503:
+        headers["Retry-After"] = str(retry_after)
+    return headers
+
+
 def problem_response(error: errors.TaskAPIError, retry_after: int) -> JSONResponse:
     body: dict[str, Any] = {
         "title": error.title,
@@ -37,13 +47,13 @@ def problem_response(error: errors.TaskAPIError, retry_after: int) -> JSONRespon
         "detail": error.detail,
         "error_type": error.error_type,
     }
-    headers: dict[str, str] = {}
     if isinstance(error, errors.ValidationError):
         body["errors"] = error.errors
-    if isinstance(error, errors.DatabaseError):
-        headers["Retry-After"] = str(retry_after)
     return JSONResponse(
-        body, status_code=error.status_code, headers=headers, media_type=PROBLEM_JSON
+        body,
+        status_code=error.status_code,
+        headers=error_headers(error, retry_after),
+        media_type=PROBLEM_JSON,
     )
 
 

@@ -2,8 +2,14 @@
 
     TaskAPIError                 base; carries its HTTP status and GraphQL code
     ├── ValidationError          400 / BAD_USER_INPUT: input out of range, mistyped or malformed
+    ├── AuthenticationError      401 / UNAUTHENTICATED: no bearer token, or one that does not verify
+    ├── AuthorizationError       403 / FORBIDDEN: a valid token, but for another user than addressed
     ├── NotFoundError            404 / NOT_FOUND: no such task for this user (or not a UUID)
+    ├── PayloadTooLargeError     413 / BAD_REQUEST: the request body is over the size limit
     ├── DatabaseError            503 / SERVICE_UNAVAILABLE: the database cannot be reached now
+    ├── SigningKeysUnavailableError
+    │                            503 / SERVICE_UNAVAILABLE: the JWKS endpoint cannot be reached, so
+    │                            a token cannot be checked (its fault is unknown, so not a 401)
     └── InternalError            500 / INTERNAL_SERVER_ERROR: anything unexpected
 
 The class name is the public `error_type`. `classify()` turns any other exception into one of
@@ -69,6 +75,33 @@ class ValidationError(TaskAPIError):
         return cls(field_errors)
 
 
+class AuthenticationError(TaskAPIError):
+    status_code = 401
+    title = "Unauthorized"
+    graphql_code = "UNAUTHENTICATED"
+    default_detail = "A bearer token is required"
+
+    def __init__(self, detail: str | None = None, *, invalid_token: bool = True) -> None:
+        super().__init__(detail)
+        # RFC 6750 3.1: a request without credentials gets a bare challenge; one whose token
+        # is bad gets error="invalid_token".
+        self.invalid_token = invalid_token
+
+    @property
+    def challenge(self) -> str:
+        """The `WWW-Authenticate` header value."""
+        if not self.invalid_token:
+            return "Bearer"
+        return f'Bearer error="invalid_token", error_description="{self.detail}"'
+
+
+class AuthorizationError(TaskAPIError):
+    status_code = 403
+    title = "Forbidden"
+    graphql_code = "FORBIDDEN"
+    default_detail = "The token does not grant access to this user's tasks"
+
+
 class NotFoundError(TaskAPIError):
     status_code = 404
     title = "Not Found"
@@ -81,6 +114,20 @@ class DatabaseError(TaskAPIError):
     title = "Service Unavailable"
     graphql_code = "SERVICE_UNAVAILABLE"
     default_detail = "The database is unavailable; try again shortly"
+
+
+class PayloadTooLargeError(TaskAPIError):
+    status_code = 413
+    title = "Content Too Large"
+    graphql_code = "BAD_REQUEST"
+    default_detail = "The request body is too large"
+
+
+class SigningKeysUnavailableError(TaskAPIError):
+    status_code = 503
+    title = "Service Unavailable"
+    graphql_code = "SERVICE_UNAVAILABLE"
+    default_detail = "The token signing keys cannot be fetched; try again shortly"
 
 
 class InternalError(TaskAPIError):

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api import service
+from api.auth import OwnerRoute
 from api.db import SessionDep
 from api.error_handlers import Problem
 from api.models import (
@@ -42,7 +43,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such task for this user (NotFoundError)"}
 }
 
-router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
+# Every route answers only the user in its path (api.auth.OwnerRoute), before reading its body.
+router = APIRouter(
+    prefix="/api/{user_id}/tasks",
+    tags=["tasks"],
+    responses=ERROR_RESPONSES,
+    route_class=OwnerRoute,
+)
 
 
 def _read(task: Task) -> TaskRead:

@@ -1,4 +1,4 @@
-"""The per-request GraphQL context: the request's database session, one user at a time."""
+"""The per-request GraphQL context: who is calling, and the request's database session."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.fastapi import BaseContext
 
+from api.auth import Caller
 from api.db import SessionDep
 
 
@@ -15,6 +16,9 @@ class Context(BaseContext):
         super().__init__()
         self._session = session
         self._session_lock = asyncio.Lock()
+        # Set by graphql_schema.router before the operation is parsed; None until then, which
+        # IsOwner refuses (fail closed).
+        self.caller: Caller | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

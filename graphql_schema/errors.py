@@ -2,10 +2,12 @@
 
 from collections.abc import Iterator
 
+from fastapi.responses import JSONResponse
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from api import errors
+from api.error_handlers import error_headers
 
 
 def _public_error(error: GraphQLError) -> GraphQLError:
@@ -44,3 +46,15 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [_public_error(error) for error in result.errors]
+
+
+def request_error_response(error: errors.TaskAPIError, retry_after: int) -> JSONResponse:
+    """A request refused before its operation runs (e.g. no valid token), as GraphQL over HTTP.
+
+    The status is the error's own (401 with its Bearer challenge, 503 with Retry-After), and the
+    body is a GraphQL response with only `errors`, since nothing was executed.
+    """
+    body = {"errors": [{"message": error.detail, "extensions": {"code": error.graphql_code}}]}
+    return JSONResponse(
+        body, status_code=error.status_code, headers=error_headers(error, retry_after)
+    )

@@ -6,6 +6,7 @@ from strawberry import UNSET
 from api import errors, service
 from graphql_schema.context import Context
 from graphql_schema.inputs import TaskFilter, TaskOrder, connection_query, list_query
+from graphql_schema.permissions import IsOwner
 from graphql_schema.types import Task, TaskConnection
 
 Info = strawberry.Info[Context, None]
@@ -14,7 +15,8 @@ Info = strawberry.Info[Context, None]
 @strawberry.type
 class Query:
     @strawberry.field(
-        description="The user's tasks (default: all, oldest first); `limit` is 1-1000."
+        description="The user's tasks (default: all, oldest first); `limit` is 1-1000.",
+        permission_classes=[IsOwner],
     )
     async def tasks(
         self,
@@ -31,7 +33,8 @@ class Query:
 
     @strawberry.field(
         description="A page of the user's tasks: `first`/`after` forward, `last`/`before` "
-        "backward; `first`/`last` are 1-100, 50 when neither is given."
+        "backward; `first`/`last` are 1-100, 50 when neither is given.",
+        permission_classes=[IsOwner],
     )
     async def tasks_connection(
         self,
@@ -51,7 +54,10 @@ class Query:
             page = await service.list_tasks(session, user_id, query)
         return TaskConnection.from_page(page, user_id, query.filter)
 
-    @strawberry.field(description="One of the user's tasks; null when there is no such task.")
+    @strawberry.field(
+        description="One of the user's tasks; null when there is no such task.",
+        permission_classes=[IsOwner],
+    )
     async def task(self, info: Info, user_id: str, id: strawberry.ID) -> Task | None:
         try:
             async with info.context.session() as session:

@@ -1,11 +1,24 @@
-"""The Strawberry schema object (`strawberry export-schema graphql_schema.schema:schema`)."""
+"""The Strawberry schema (`strawberry export-schema graphql_schema.schema:schema`).
+
+`build_schema(settings)` makes the schema an app serves, with the limits its settings ask for;
+the module-level `schema` has the default limits and is what the SDL file is made from.
+"""
 
 from graphql import GraphQLError
 from strawberry import Schema
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    SchemaExtension,
+)
 from strawberry.types import ExecutionContext
 
+from api.config import Settings
 from graphql_schema.errors import ErrorCodes
+from graphql_schema.limits import QueryTextLimit, factory, shape_rule
 from graphql_schema.mutations import Mutation
+from graphql_schema.permissions import OperationOwner
 from graphql_schema.queries import Query
 
 
@@ -18,4 +31,20 @@ class TaskSchema(Schema):
         return None
 
 
-schema = TaskSchema(query=Query, mutation=Mutation, extensions=[ErrorCodes])
+def build_schema(settings: Settings) -> TaskSchema:
+    """The schema with the settings' limits, checked in this order before anything executes."""
+    extensions: list[type[SchemaExtension] | object] = [
+        factory(QueryTextLimit, settings.graphql_max_query_length),
+        factory(MaxTokensLimiter, settings.graphql_max_tokens),
+        factory(
+            AddValidationRules,
+            [shape_rule(settings.graphql_max_depth, settings.graphql_max_aliases)],
+        ),
+    ]
+    if not settings.graphql_introspection:
+        extensions.append(DisableIntrospection)
+    extensions += [OperationOwner, ErrorCodes]
+    return TaskSchema(query=Query, mutation=Mutation, extensions=extensions)  # type: ignore[arg-type]
+
+
+schema = build_schema(Settings.model_construct())

@@ -1,0 +1,139 @@
+"""The HTTP edge: pure ASGI middleware every request passes before it reaches a route.
+
+- `BodySizeLimit`: a body over the limit is answered 413 without being read into memory.
+- `StrictCORS`: Starlette's CORS for the configured origins; any other origin gets no CORS
+  header at all, on preflights as on ordinary responses.
+- `SecurityHeaders`: `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY` (the docs
+  and GraphiQL pages are not to be framed) everywhere, and `Cache-Control: no-store` on the API
+  paths, so task data never lands in a shared cache.
+"""
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.error_handlers import problem_response
+
+# Paths whose answers carry task data (or the refusal to hand it out).
+PRIVATE_PATH_PREFIXES = ("/api/", "/graphql")
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app from `receive` once the body passes the limit."""
+
+
+class BodySizeLimit:
+    """Answers 413 (problem+json, PayloadTooLargeError) to a body over `max_bytes`.
+
+    A declared Content-Length over the limit is refused before a byte is read. A body without
+    one (chunked) is counted as it streams, and the chunk that passes the limit is never handed
+    on: the app's read fails, and whatever it answers is replaced by the 413, unless it had
+    already started answering. `Connection: close` tells the client the rest will not be read.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> Response:
+        error = errors.PayloadTooLargeError(
+            f"The request body is larger than the limit of {self.max_bytes} bytes"
+        )
+        response = problem_response(error, retry_after=0)
+        response.headers["Connection"] = "close"
+        return response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+
+        received = 0
+        exceeded = False
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if exceeded and not response_started:
+                return  # the app's answer to its failed read; the 413 below replaces it
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            # Whatever the app made of its failed read, the answer is the 413 below.
+            if not exceeded or response_started:
+                raise
+        if exceeded and not response_started:
+            await self._too_large()(scope, receive, send)
+
+
+class StrictCORS(CORSMiddleware):
+    """Starlette's CORSMiddleware, but an origin not allowed gets no CORS header at all.
+
+    Starlette still sends Access-Control-Allow-Methods/-Headers on a refused preflight, and
+    Access-Control-Expose-Headers to any origin; here a refused origin sees neither.
+    """
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        if not self.is_allowed_origin(origin=request_headers["origin"]):
+            return PlainTextResponse(
+                "Disallowed CORS origin", status_code=400, headers={"Vary": "Origin"}
+            )
+        return super().preflight_response(request_headers)
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        origin = request_headers.get("origin")
+        if (
+            message["type"] == "http.response.start"
+            and origin is not None
+            and not self.is_allowed_origin(origin=origin)
+        ):
+            message.setdefault("headers", [])
+            MutableHeaders(scope=message).add_vary_header("Origin")
+            await send(message)
+            return
+        await super().send(message, send, request_headers)
+
+
+class SecurityHeaders:
+    """nosniff and no framing on every answer; no-store on the API paths' answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        private = scope["path"].startswith(PRIVATE_PATH_PREFIXES)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers.setdefault("X-Frame-Options", "DENY")
+                if private:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

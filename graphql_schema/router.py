@@ -1,0 +1,45 @@
+"""The /graphql endpoint: Strawberry's FastAPI router, authenticated before anything is parsed."""
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.routing import APIWebSocketRoute
+from strawberry.fastapi import GraphQLRouter
+from strawberry.schema import BaseSchema
+from strawberry.types.unset import UNSET
+
+from api import auth, errors
+from graphql_schema.context import Context, get_context
+from graphql_schema.errors import request_error_response
+
+
+class TaskGraphQLRouter(GraphQLRouter[Context, None]):
+    """GraphQL over HTTP for the schema; GraphiQL's page is open, every operation is not.
+
+    The caller is authenticated before the request body is read, so a request without a valid
+    token is refused (401, `UNAUTHENTICATED`) without parsing or validating its document. There
+    is no WebSocket endpoint: the schema has no subscriptions, and a socket would pass by the
+    HTTP edge (body limit, headers) and cannot carry an Authorization header from a browser.
+    """
+
+    def __init__(self, schema: BaseSchema, *, graphiql: bool, retry_after: int) -> None:
+        super().__init__(
+            schema,
+            context_getter=get_context,
+            graphql_ide="graphiql" if graphiql else None,
+            subscription_protocols=(),
+        )
+        self.routes[:] = [
+            route for route in self.routes if not isinstance(route, APIWebSocketRoute)
+        ]
+        self._retry_after = retry_after
+
+    async def run(  # type: ignore[override]
+        self, request: Request, context: Context = UNSET, root_value: Any = UNSET
+    ) -> Any:
+        if not self.should_render_graphql_ide(self.request_adapter_class(request)):
+            try:
+                context.caller = await auth.authenticate(request)
+            except errors.TaskAPIError as error:
+                return request_error_response(error, self._retry_after)
+        return await super().run(request, context, root_value)

@@ -1,0 +1,62 @@
+"""Apps built for one test's settings, and ways to look at what they did to their database."""
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import event
+from sqlmodel import col, select
+
+from api.main import create_app
+from api.models import Task
+from tests.conftest import client_for, make_settings
+
+
+@contextlib.asynccontextmanager
+async def running(database_url: str, **settings: Any) -> AsyncIterator[FastAPI]:
+    """The app for these settings, started (migrated) and stopped around the block."""
+    app = create_app_for(database_url, **settings)
+    async with LifespanManager(app):
+        yield app
+
+
+def create_app_for(database_url: str, **settings: Any) -> FastAPI:
+    return create_app(make_settings(database_url, **settings))
+
+
+@contextlib.asynccontextmanager
+async def client_of(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(database_url, **settings) as app, client_for(app) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+def app_of(client: httpx.AsyncClient) -> FastAPI:
+    app: FastAPI = client.app  # type: ignore[attr-defined]
+    return app
+
+
+async def stored_tasks(app: FastAPI) -> list[dict[str, Any]]:
+    """Every row of the tasks table, read from the database itself."""
+    async with app.state.sessionmaker() as session:
+        rows = (await session.exec(select(Task).order_by(col(Task.id)))).all()
+        return [row.model_dump() for row in rows]
+
+
+@contextlib.contextmanager
+def sql_statements(app: FastAPI) -> Iterator[list[str]]:
+    """The SQL statements the app sends to its database inside the block."""
+    engine = app.state.sessionmaker.kw["bind"].sync_engine
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
