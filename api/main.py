@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from strawberry.fastapi import GraphQLRouter
 
-from api import health, rest
+from api import docs_pages, health, rest
+from api.assets import mount_assets
 from api.config import Settings
 from api.db import create_engine, create_sessionmaker
 from api.error_handlers import PROBLEM_JSON, add_exception_handlers
+from api.graphql_http import GraphQLOverHTTPRouter
 from api.migrate import upgrade_database
 from graphql_schema.context import get_context
 from graphql_schema.schema import schema
@@ -61,16 +62,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Tasks for many users: GraphQL at /graphql and this REST facade.",
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from CDNs; api/docs_pages.py serves ours.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     add_exception_handlers(app)
     app.include_router(rest.router)
     app.include_router(health.router)
     app.include_router(
-        GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql"),
+        GraphQLOverHTTPRouter(schema, context_getter=get_context),
         prefix="/graphql",
         include_in_schema=False,
     )
+    app.include_router(docs_pages.router)
+    mount_assets(app)
     app.openapi = lambda: _openapi_schema(app)  # type: ignore[method-assign]
     return app
 
