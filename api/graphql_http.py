@@ -144,16 +144,16 @@ def _request_data(data: object) -> GraphQLRequestData:
     if query is None:
         raise errors.BadRequestError("No GraphQL query found in the request")
     if not isinstance(query, str):
-        raise errors.BadRequestError("`query` must be a string")
+        raise errors.BadRequestError("query must be a string")
     operation_name = data.get("operationName")
     if not isinstance(operation_name, str | None):
-        raise errors.BadRequestError("`operationName` must be a string or null")
+        raise errors.BadRequestError("operationName must be a string or null")
     variables = data.get("variables")
     if not isinstance(variables, dict | None):
-        raise errors.BadRequestError("`variables` must be an object or null")
+        raise errors.BadRequestError("variables must be an object or null")
     extensions = data.get("extensions")
     if not isinstance(extensions, dict | None):
-        raise errors.BadRequestError("`extensions` must be an object or null")
+        raise errors.BadRequestError("extensions must be an object or null")
     return GraphQLRequestData(
         query=query,
         variables=variables,
@@ -297,7 +297,7 @@ class GraphQLOverHTTPRouter(GraphQLRouter[Any, None]):
             for name in ("variables", "extensions"):
                 value = params.get(name)
                 if isinstance(value, str):
-                    data[name] = _decode_json(value, f"The `{name}` parameter")
+                    data[name] = _decode_json(value, f"The {name} parameter")
             return _request_data(data)
         return _request_data(_decode_json(await request.get_body(), "The request body"))
 
