@@ -8,6 +8,7 @@ except under CI=true, where .ci/run installs it and its absence is a failure.
 """
 
 import os
+import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,7 +44,16 @@ PAGE_TIMEOUT_MS = 30_000
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 try:
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        ConsoleMessage,
+        Page,
+        Request,
+        Route,
+        async_playwright,
+        expect,
+    )
 except ImportError:  # pragma: no cover - the test extra installs it
     async_playwright = None
 
@@ -79,7 +89,7 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.ready = threading.Event()
 
-    async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         try:
             await super().startup(sockets)
         finally:
@@ -134,23 +144,20 @@ async def context(
     browser_context.set_default_timeout(PAGE_TIMEOUT_MS)
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
-    async def route(route: "object") -> None:
-        request = route.request  # type: ignore[attr-defined]
-        if traffic.is_elsewhere(request.url):
-            traffic.reached_network.append(request.url)
-            await route.abort("blockedbyclient")  # type: ignore[attr-defined]
+    async def route(route: "Route") -> None:
+        if traffic.is_elsewhere(route.request.url):
+            traffic.reached_network.append(route.request.url)
+            await route.abort("blockedbyclient")
         else:
-            await route.continue_()  # type: ignore[attr-defined]
+            await route.continue_()
 
-    def on_request(request: "object") -> None:
-        url = request.url  # type: ignore[attr-defined]
-        if traffic.is_elsewhere(url):
-            traffic.attempted.append(url)
+    def on_request(request: "Request") -> None:
+        if traffic.is_elsewhere(request.url):
+            traffic.attempted.append(request.url)
 
-    def on_console(message: "object") -> None:
-        text = message.text  # type: ignore[attr-defined]
-        if "Content Security Policy" in text:
-            traffic.csp_violations.append(text)
+    def on_console(message: "ConsoleMessage") -> None:
+        if "Content Security Policy" in message.text:
+            traffic.csp_violations.append(message.text)
 
     await browser_context.route("**/*", route)
     browser_context.on("request", on_request)
