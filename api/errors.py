@@ -10,7 +10,12 @@
     ├── SigningKeysUnavailableError
     │                            503 / SERVICE_UNAVAILABLE: the JWKS endpoint cannot be reached, so
     │                            a token cannot be checked (its fault is unknown, so not a 401)
-    └── InternalError            500 / INTERNAL_SERVER_ERROR: anything unexpected
+    ├── InternalError            500 / INTERNAL_SERVER_ERROR: anything unexpected
+    └── RequestError             the HTTP request itself is unusable (GraphQL over HTTP):
+        ├── BadRequestError          400 / BAD_REQUEST: not a well-formed GraphQL request
+        ├── MethodNotAllowedError    405 / METHOD_NOT_ALLOWED: e.g. a mutation sent with GET
+        ├── NotAcceptableError       406 / NOT_ACCEPTABLE: no response media type the client takes
+        └── UnsupportedMediaTypeError 415 / UNSUPPORTED_MEDIA_TYPE: a POST body that is not JSON
 
 The class name is the public `error_type`. `classify()` turns any other exception into one of
 these, so nothing unexpected ever reaches a caller with its message, SQL or a connection string.
@@ -132,6 +137,42 @@ class SigningKeysUnavailableError(TaskAPIError):
 
 class InternalError(TaskAPIError):
     pass
+
+
+class RequestError(TaskAPIError):
+    """The HTTP request cannot be read as a GraphQL request; nothing was executed."""
+
+
+class BadRequestError(RequestError):
+    status_code = 400
+    title = "Bad Request"
+    graphql_code = "BAD_REQUEST"
+    default_detail = "The request is not a well-formed GraphQL request"
+
+
+class MethodNotAllowedError(RequestError):
+    status_code = 405
+    title = "Method Not Allowed"
+    graphql_code = "METHOD_NOT_ALLOWED"
+    default_detail = "Method not allowed"
+
+    def __init__(self, allow: Sequence[str], detail: str | None = None) -> None:
+        self.allow = tuple(allow)  # the methods that would work, for the Allow header
+        super().__init__(detail)
+
+
+class NotAcceptableError(RequestError):
+    status_code = 406
+    title = "Not Acceptable"
+    graphql_code = "NOT_ACCEPTABLE"
+    default_detail = "None of the media types in the Accept header can be produced"
+
+
+class UnsupportedMediaTypeError(RequestError):
+    status_code = 415
+    title = "Unsupported Media Type"
+    graphql_code = "UNSUPPORTED_MEDIA_TYPE"
+    default_detail = "Unsupported media type"
 
 
 # SQLite's messages for a database it cannot open or lock right now.

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import auth, health, rest
+from api import auth, docs_pages, health, rest
+from api.assets import mount_assets
 from api.config import Settings
 from api.cursors import CursorCodec
 from api.db import create_engine, create_sessionmaker
@@ -120,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Tasks for many users: GraphQL at /graphql and this REST facade.",
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from CDNs; api/docs_pages.py serves ours.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.verifier = verifier
@@ -135,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prefix="/graphql",
         include_in_schema=False,
     )
+    app.include_router(docs_pages.router)
+    mount_assets(app)
     app.openapi = lambda: _openapi_schema(app, settings)  # type: ignore[method-assign]
     # The last added runs first: headers on every answer, then CORS, then the body limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -9,13 +9,19 @@ from strawberry.extensions import SchemaExtension
 from api import errors
 from api.error_handlers import error_headers
 
+# The code of an error in the caller's document: it does not parse or validate, names no
+# operation that can run, or its variables cannot be coerced.
+DOCUMENT_ERROR_CODE = "GRAPHQL_VALIDATION_FAILED"
+
 
 def _public_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if original is None:
-        # Parse, validation and variable-coercion errors: the caller's document is at fault,
-        # and graphql-core's message says how.
-        code = "GRAPHQL_VALIDATION_FAILED"
+    # graphql-core's own errors about the caller's document: parse and validation errors carry
+    # no original error; variable-coercion errors wrap graphql-core's coercion error, and (unlike
+    # a field's error) have no path.
+    if original is None or (isinstance(original, GraphQLError) and error.path is None):
+        # The caller's document is at fault, and graphql-core's message says how.
+        code = DOCUMENT_ERROR_CODE
         return GraphQLError(
             error.message,
             nodes=error.nodes,

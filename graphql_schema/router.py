@@ -4,16 +4,16 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIWebSocketRoute
-from strawberry.fastapi import GraphQLRouter
 from strawberry.schema import BaseSchema
 from strawberry.types.unset import UNSET
 
 from api import auth, errors
 from graphql_schema.context import Context, get_context
 from graphql_schema.errors import request_error_response
+from graphql_schema.http import GraphQLOverHTTPRouter
 
 
-class TaskGraphQLRouter(GraphQLRouter[Context, None]):
+class TaskGraphQLRouter(GraphQLOverHTTPRouter):
     """GraphQL over HTTP for the schema; GraphiQL's page is open, every operation is not.
 
     The caller is authenticated before the request body is read, so a request without a valid
