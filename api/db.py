@@ -16,8 +16,10 @@ from uuid import uuid4
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -165,6 +167,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def insert_ignoring_duplicates(dialect_name: str, table: Any, values: dict[str, Any]) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the syntax of `dialect_name` (PostgreSQL or SQLite).
+
+    A duplicate of a row that a concurrent transaction is inserting waits for that transaction
+    (PostgreSQL) or for the write lock (SQLite), so exactly one of many concurrent inserts wins.
+    """
+    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return dialect_insert(table).values(**values).on_conflict_do_nothing()
 
 
 def utcnow() -> datetime:

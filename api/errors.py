@@ -3,6 +3,7 @@
     TaskAPIError                 base; carries its HTTP status and GraphQL code
     ├── ValidationError          400 / BAD_USER_INPUT: input out of range, mistyped or malformed
     ├── NotFoundError            404 / NOT_FOUND: no such task for this user (or not a UUID)
+    ├── PreconditionFailedError  412 / CONFLICT: the task is not at the version the caller holds
     ├── DatabaseError            503 / SERVICE_UNAVAILABLE: the database cannot be reached now
     └── InternalError            500 / INTERNAL_SERVER_ERROR: anything unexpected
 
@@ -74,6 +75,15 @@ class NotFoundError(TaskAPIError):
     title = "Not Found"
     graphql_code = "NOT_FOUND"
     default_detail = "Task not found"
+
+
+class PreconditionFailedError(TaskAPIError):
+    """A conditional write (If-Match, expectedVersion) named a version the task is no longer at."""
+
+    status_code = 412
+    title = "Precondition Failed"
+    graphql_code = "CONFLICT"
+    default_detail = "The task has changed since the version given; read it again and retry"
 
 
 class DatabaseError(TaskAPIError):

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from pydantic import AfterValidator, PlainSerializer, StrictBool, StringConstraints, field_validator
-from sqlalchemy import Column, Index, String, Text
+from sqlalchemy import Column, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from api.db import UTCDateTime, utcnow
@@ -13,6 +13,7 @@ from api.db import UTCDateTime, utcnow
 TITLE_MAX = 500
 DESCRIPTION_MAX = 10_000
 USER_ID_MAX = 255
+IDEMPOTENCY_KEY_MAX = 255
 
 
 def _reject_nul(value: str) -> str:
@@ -32,6 +33,11 @@ Description = Annotated[
 ]
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=USER_ID_MAX), AfterValidator(_reject_nul)
+]
+# Printable ASCII, as the Idempotency-Key header's structured-field string allows.
+IdempotencyKeyValue = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=r"^[\x20-\x7e]+$"),
 ]
 # Both faces print timestamps the same way: ISO 8601 with an explicit +00:00 offset.
 Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
@@ -54,6 +60,27 @@ class Task(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+    # Optimistic concurrency: 1 on creation, +1 on every write that changes the task.
+    version: int = Field(
+        default=1, sa_column=Column(Integer, nullable=False, server_default=text("1"))
+    )
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A keyed create (table `idempotency_keys`), kept so that a retry answers as the first did."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), primary_key=True))
+    key: str = Field(sa_column=Column(String(IDEMPOTENCY_KEY_MAX), primary_key=True))
+    # sha256 of the validated request, so the same key with another body is told apart.
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    task_id: UUID = Field(nullable=False)
+    # The task as the first request created it (TaskRead JSON): a replay answers with exactly this,
+    # even after the task was changed or deleted.
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class TaskCreate(SQLModel):
@@ -100,3 +127,4 @@ class TaskRead(SQLModel):
     completed: bool
     created_at: Timestamp
     updated_at: Timestamp
+    version: int

@@ -2,27 +2,55 @@
 
 Each function takes the request's session first and the owner second, scopes every statement
 to that owner, owns its transaction, and raises only `api.errors` types.
+
+Writes are single atomic statements (`UPDATE/DELETE ... RETURNING`), so a version check and the
+write it guards cannot be split by a concurrent writer, on PostgreSQL and SQLite alike. Reads that
+fail only because their pooled connection had died are retried once; writes never are.
 """
 
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Concatenate, ParamSpec, TypeVar
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from uuid import UUID
 
 import pydantic
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, case, delete, false, literal, or_, text, tuple_, update
+from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import errors
-from api.db import utcnow
-from api.models import Task, TaskCreate, TaskUpdate, UserId
+from api.db import UTCDateTime, insert_ignoring_duplicates, utcnow
+from api.models import (
+    IdempotencyKey,
+    IdempotencyKeyValue,
+    Task,
+    TaskCreate,
+    TaskRead,
+    TaskUpdate,
+    UserId,
+)
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# How long an Idempotency-Key answers with the task its first request created.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+# Expired keys deleted per keyed create: bounded, so the purge never makes a create slow.
+IDEMPOTENCY_PURGE_BATCH = 100
+
+# A version the caller holds: the write happens only while the task is at it (or one of them).
+ExpectedVersion = int | Collection[int] | None
+
 _user_id_adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(UserId)
+_idempotency_key_adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(IdempotencyKeyValue)
 
 
 def _service_call(
@@ -45,12 +73,51 @@ def _service_call(
     return wrapper
 
 
+def _retried_read(
+    func: Callable[Concatenate[AsyncSession, P], Awaitable[R]],
+) -> Callable[Concatenate[AsyncSession, P], Awaitable[R]]:
+    """Run a read-only call again, once, when it failed because its connection had died.
+
+    Pre-ping catches connections that died in the pool; this catches one that died after it was
+    checked out (a database restart, a killed backend). A read changes nothing, so a second try on
+    a fresh connection is safe. Never use this on a write: the first try may have committed.
+    """
+
+    @functools.wraps(func)
+    async def wrapper(session: AsyncSession, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(session, *args, **kwargs)
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            logger.info("read failed on a dead connection; retrying once on a fresh one")
+            # Releases the invalidated connection; the next statement checks out a new one.
+            await session.rollback()
+        return await func(session, *args, **kwargs)
+
+    return wrapper
+
+
 def validate_user_id(user_id: str) -> str:
     try:
         return _user_id_adapter.validate_python(user_id)
     except pydantic.ValidationError as exc:
         raise errors.ValidationError.from_pydantic(
             [{**error, "loc": ("user_id",)} for error in exc.errors()]
+        ) from None
+
+
+def validate_idempotency_key(key: str) -> str:
+    try:
+        return _idempotency_key_adapter.validate_python(key)
+    except pydantic.ValidationError:
+        raise errors.ValidationError(
+            [
+                {
+                    "field": "idempotency_key",
+                    "message": "must be 1-255 printable ASCII characters",
+                }
+            ]
         ) from None
 
 
@@ -64,21 +131,37 @@ def parse_task_id(task_id: str | UUID) -> UUID:
         raise errors.NotFoundError() from None
 
 
-async def _get_owned(
-    session: AsyncSession, user_id: str, task_id: str | UUID, *, for_update: bool = False
-) -> Task:
-    statement = select(Task).where(
-        col(Task.user_id) == validate_user_id(user_id), col(Task.id) == parse_task_id(task_id)
+def _owned(user_id: str, task_id: str | UUID) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The WHERE clauses that name one task of one user."""
+    return (
+        col(Task.user_id) == validate_user_id(user_id),
+        col(Task.id) == parse_task_id(task_id),
     )
-    if for_update:
-        statement = statement.with_for_update()
-    task = (await session.exec(statement)).first()
+
+
+def _versions(expected_version: ExpectedVersion) -> frozenset[int] | None:
+    if expected_version is None:
+        return None
+    if isinstance(expected_version, int):
+        return frozenset({expected_version})
+    return frozenset(expected_version)
+
+
+async def _get_owned(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
+    task = (await session.exec(select(Task).where(*_owned(user_id, task_id)))).first()
     if task is None:
         raise errors.NotFoundError()
     return task
 
 
+async def _missing_or_stale(session: AsyncSession, user_id: str, task_id: str | UUID) -> NoReturn:
+    """Explain a guarded write that matched no row: the task is gone, or at another version."""
+    found = (await session.exec(select(Task.id).where(*_owned(user_id, task_id)))).first()
+    raise errors.NotFoundError() if found is None else errors.PreconditionFailedError()
+
+
 @_service_call
+@_retried_read
 async def list_tasks(session: AsyncSession, user_id: str) -> Sequence[Task]:
     """The user's tasks, oldest first (created_at, then id)."""
     statement = (
@@ -90,64 +173,224 @@ async def list_tasks(session: AsyncSession, user_id: str) -> Sequence[Task]:
 
 
 @_service_call
+@_retried_read
 async def get_task(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
     """The user's task, or NotFoundError."""
     return await _get_owned(session, user_id, task_id)
 
 
-@_service_call
-async def create_task(session: AsyncSession, user_id: str, data: TaskCreate) -> Task:
-    """Store a new, not completed task for the user."""
+def _new_task(user_id: str, data: TaskCreate) -> Task:
     now = utcnow()
-    task = Task(
-        user_id=validate_user_id(user_id),
+    return Task(
+        user_id=user_id,
         title=data.title,
         description=data.description,
         completed=False,
         created_at=now,
         updated_at=now,
+        version=1,
     )
-    session.add(task)
-    await session.commit()
+
+
+@_service_call
+async def create_task(
+    session: AsyncSession, user_id: str, data: TaskCreate, idempotency_key: str | None = None
+) -> Task:
+    """Store a new, not completed task for the user.
+
+    With an `idempotency_key`, the same user and key within `IDEMPOTENCY_TTL` answer with the task
+    the first request created, as it was created (even if it has changed or been deleted since),
+    instead of creating another; the same key with a different request is a ValidationError.
+    """
+    owner = validate_user_id(user_id)
+    if idempotency_key is None:
+        task = _new_task(owner, data)
+        session.add(task)
+        await session.commit()
+        return task
+    task = await _create_once(session, owner, validate_idempotency_key(idempotency_key), data)
+    await _purge_expired_keys(session)
     return task
 
 
-async def _apply(session: AsyncSession, task: Task, changes: dict[str, object]) -> Task:
-    """Write the changes that differ; a write that changes nothing leaves updated_at alone."""
-    changed = {name: value for name, value in changes.items() if getattr(task, name) != value}
-    if changed:
-        for name, value in changed.items():
-            setattr(task, name, value)
-        task.updated_at = utcnow()
-    # Commit either way: it ends the transaction and its row lock, and (unlike a rollback, which
-    # expires loaded objects) leaves `task` readable.
+def _fingerprint(data: TaskCreate) -> str:
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _snapshot(task: Task) -> str:
+    return TaskRead.model_validate(task, from_attributes=True).model_dump_json()
+
+
+def _from_snapshot(snapshot: str) -> Task:
+    stored = TaskRead.model_validate_json(snapshot)
+    return Task(**dict(stored))
+
+
+async def _create_once(session: AsyncSession, user_id: str, key: str, data: TaskCreate) -> Task:
+    """Claim (user, key) and insert the task in one transaction, or answer as the claimant did."""
+    fingerprint = _fingerprint(data)
+    dialect = session.get_bind().dialect.name
+    # Three rounds cover the only reasons to go again: an expired key was just deleted, or the
+    # row that blocked the claim vanished (its own expiry) before it could be read.
+    for _ in range(3):
+        task = _new_task(user_id, data)
+        claim = insert_ignoring_duplicates(
+            dialect,
+            IdempotencyKey,
+            {
+                "user_id": user_id,
+                "key": key,
+                "fingerprint": fingerprint,
+                "task_id": task.id,
+                "response": _snapshot(task),
+                "created_at": task.created_at,
+            },
+        ).returning(col(IdempotencyKey.key))
+        if (await session.exec(claim)).first() is not None:
+            session.add(task)
+            await session.commit()
+            return task
+        existing = (
+            await session.exec(
+                select(IdempotencyKey)
+                .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        if existing is None:
+            continue
+        if existing.created_at <= utcnow() - IDEMPOTENCY_TTL:
+            # Expired but not purged yet: it no longer counts, so take the key over.
+            await session.exec(
+                delete(IdempotencyKey).where(
+                    col(IdempotencyKey.user_id) == user_id,
+                    col(IdempotencyKey.key) == key,
+                    col(IdempotencyKey.created_at) == existing.created_at,
+                )
+            )
+            continue
+        if existing.fingerprint != fingerprint:
+            raise errors.ValidationError(
+                [
+                    {
+                        "field": "idempotency_key",
+                        "message": "already used with a different request body",
+                    }
+                ],
+                "Idempotency-Key was already used with a different request body",
+            )
+        await session.commit()
+        return _from_snapshot(existing.response)
+    raise RuntimeError("idempotency key could not be claimed or read")
+
+
+async def _purge_expired_keys(session: AsyncSession) -> None:
+    """Delete a bounded batch of expired keys of any user; best effort, after the create committed.
+
+    SKIP LOCKED lets concurrent purges take disjoint rows instead of waiting on (or deadlocking
+    with) each other; SQLite has one writer at a time and ignores it.
+    """
+    cutoff: datetime = utcnow() - IDEMPOTENCY_TTL
+    expired = (
+        select(col(IdempotencyKey.user_id), col(IdempotencyKey.key))
+        .where(col(IdempotencyKey.created_at) < cutoff)
+        .order_by(col(IdempotencyKey.created_at))
+        .limit(IDEMPOTENCY_PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    statement = delete(IdempotencyKey).where(
+        tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(expired)
+    )
+    try:
+        await session.exec(statement)
+        await session.commit()
+    except Exception as exc:
+        # The create has committed and must be answered as such; the next keyed create purges.
+        logger.warning("purging expired idempotency keys failed: %s", type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await session.rollback()
+
+
+async def _write(
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    values: dict[str, Any],
+    expected_version: ExpectedVersion,
+) -> Task:
+    """Apply `values` in one atomic UPDATE, guarded by the expected version when one is given.
+
+    The version and updated_at advance only when some value really differs, so a write that
+    changes nothing (a retried PATCH complete) gives the same answer and the same version.
+    """
+    changed: ColumnElement[bool] = (
+        or_(*(getattr(Task, name).is_distinct_from(value) for name, value in values.items()))
+        if values
+        else false()
+    )
+    statement = (
+        update(Task)
+        .where(*_owned(user_id, task_id))
+        .values(
+            **values,
+            version=case((changed, col(Task.version) + 1), else_=col(Task.version)),
+            updated_at=case(
+                (changed, literal(utcnow(), UTCDateTime())), else_=col(Task.updated_at)
+            ),
+        )
+        .returning(Task)
+        .execution_options(populate_existing=True)
+    )
+    versions = _versions(expected_version)
+    if versions is not None:
+        statement = statement.where(col(Task.version).in_(versions))
+    task: Task | None = (await session.exec(statement)).scalars().first()
+    if task is None:
+        await _missing_or_stale(session, user_id, task_id)
     await session.commit()
     return task
 
 
 @_service_call
 async def update_task(
-    session: AsyncSession, user_id: str, task_id: str | UUID, changes: TaskUpdate
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    changes: TaskUpdate,
+    expected_version: ExpectedVersion = None,
 ) -> Task:
     """Apply the fields present in `changes`; absent ones are kept."""
-    task = await _get_owned(session, user_id, task_id, for_update=True)
-    return await _apply(session, task, changes.changes())
+    return await _write(session, user_id, task_id, changes.changes(), expected_version)
 
 
 @_service_call
 async def set_completed(
-    session: AsyncSession, user_id: str, task_id: str | UUID, completed: bool = True
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    completed: bool = True,
+    expected_version: ExpectedVersion = None,
 ) -> Task:
     """Mark the task completed or not; repeating it gives the same result."""
-    task = await _get_owned(session, user_id, task_id, for_update=True)
-    return await _apply(session, task, {"completed": completed})
+    return await _write(session, user_id, task_id, {"completed": completed}, expected_version)
 
 
 @_service_call
-async def delete_task(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
+async def delete_task(
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    expected_version: ExpectedVersion = None,
+) -> Task:
     """Delete the task and return it as it was."""
-    task = await _get_owned(session, user_id, task_id, for_update=True)
-    await session.delete(task)
+    statement = delete(Task).where(*_owned(user_id, task_id)).returning(Task)
+    versions = _versions(expected_version)
+    if versions is not None:
+        statement = statement.where(col(Task.version).in_(versions))
+    task: Task | None = (await session.exec(statement)).scalars().first()
+    if task is None:
+        await _missing_or_stale(session, user_id, task_id)
     await session.commit()
     return task
 

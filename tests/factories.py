@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-TASK_FIELDS = "id userId title description completed createdAt updatedAt"
+TASK_FIELDS = "id userId title description completed createdAt updatedAt version"
 
 
 async def create_task(
