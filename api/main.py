@@ -50,11 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_startup:
             await upgrade_database(settings)
         engine = create_engine(settings)
+        app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         try:
             yield
         finally:
+            # Runs on SIGTERM too, after uvicorn has let the requests in flight finish.
             await engine.dispose()
+            logger.info("database connection pool closed")
 
     app = FastAPI(
         title="Task API",
