@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     # Seconds a client is told to wait (Retry-After) when the database is unavailable.
     retry_after_seconds: int = Field(default=5, ge=1)
+    # Largest request body accepted (REST and GraphQL); larger ones get 413 before being read
+    # whole. A valid task is at most a few tens of KiB.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
 
     @cached_property

@@ -46,6 +46,32 @@ def problem_response(error: errors.TaskAPIError, retry_after: int) -> JSONRespon
     )
 
 
+MALFORMED_JSON = errors.ValidationError(
+    [{"field": "body", "message": "malformed JSON"}], "Malformed JSON body"
+)
+NOT_JSON = errors.ValidationError(
+    [{"field": "body", "message": "Content-Type must be application/json"}],
+    "The request body must be JSON, sent with Content-Type: application/json",
+)
+
+
+def _is_json(content_type: str) -> bool:
+    # FastAPI's own rule: application/json or any application/*+json, parameters aside.
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _has_body_of_another_type(request: Request, exc: RequestValidationError) -> bool:
+    """True when a body failed validation because it was not sent as JSON at all."""
+    if _is_json(request.headers.get("content-type", "")):
+        return False
+    return any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()) and isinstance(
+        exc.body, bytes
+    )
+
+
 def _retry_after(request: Request) -> int:
     return int(request.app.state.settings.retry_after_seconds)
 
@@ -55,6 +81,8 @@ def _http_error_type(status_code: int) -> str:
         return "NotFoundError"
     if status_code == 405:
         return "MethodNotAllowedError"
+    if status_code == 413:
+        return "ContentTooLargeError"
     if status_code < 500:
         return "ClientError"
     return "InternalError"
@@ -71,9 +99,9 @@ def add_exception_handlers(app: FastAPI) -> None:
         # FastAPI's locations start with where the value came from ("body", "path", "query").
         error = errors.ValidationError.from_pydantic(exc.errors(), skip_locations=1)
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            error = errors.ValidationError(
-                [{"field": "body", "message": "malformed JSON"}], "Malformed JSON body"
-            )
+            error = MALFORMED_JSON
+        elif _has_body_of_another_type(request, exc):
+            error = NOT_JSON
         return problem_response(error, _retry_after(request))
 
     async def on_http_exception(request: Request, exc: Exception) -> Response:
@@ -82,6 +110,10 @@ def add_exception_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not decode at all: invalid UTF-8, nesting too
+            # deep or a number too long for Python's JSON parser.
+            return problem_response(MALFORMED_JSON, _retry_after(request))
         body = {
             "title": HTTPStatus(exc.status_code).phrase,
             "status": exc.status_code,

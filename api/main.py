@@ -7,15 +7,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from strawberry.fastapi import GraphQLRouter
 
 from api import health, rest
+from api.body_limit import BodySizeLimit
 from api.config import Settings
 from api.db import create_engine, create_sessionmaker
 from api.error_handlers import PROBLEM_JSON, add_exception_handlers
 from api.migrate import upgrade_database
-from graphql_schema.context import get_context
-from graphql_schema.schema import schema
+from graphql_schema.router import graphql_router
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Tasks for many users: GraphQL at /graphql and this REST facade.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.settings = settings
     add_exception_handlers(app)
     app.include_router(rest.router)
     app.include_router(health.router)
-    app.include_router(
-        GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql"),
-        prefix="/graphql",
-        include_in_schema=False,
-    )
+    app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     app.openapi = lambda: _openapi_schema(app)  # type: ignore[method-assign]
     return app
 

@@ -10,10 +10,11 @@ from api import errors
 
 def _public_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if original is None:
-        # Parse, validation and variable-coercion errors: the caller's document is at fault,
-        # and graphql-core's message says how.
-        code = "GRAPHQL_VALIDATION_FAILED"
+    if original is None or isinstance(original, GraphQLError):
+        # Parse and validation errors (no original), and variables of the wrong type (graphql-core's
+        # own coercion error as the original): the caller's request is at fault, and
+        # graphql-core's message says how.
+        code = "GRAPHQL_VALIDATION_FAILED" if original is None else "BAD_USER_INPUT"
         return GraphQLError(
             error.message,
             nodes=error.nodes,

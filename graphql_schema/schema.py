@@ -2,6 +2,7 @@
 
 from graphql import GraphQLError
 from strawberry import Schema
+from strawberry.extensions import MaxAliasesLimiter
 from strawberry.types import ExecutionContext
 
 from graphql_schema.errors import ErrorCodes
@@ -18,4 +19,12 @@ class TaskSchema(Schema):
         return None
 
 
-schema = TaskSchema(query=Query, mutation=Mutation, extensions=[ErrorCodes])
+# Each alias of a field runs its resolver again: without a cap, one small request could run
+# thousands of queries.
+MAX_ALIASES = 50
+
+schema = TaskSchema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[ErrorCodes, lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES)],
+)
