@@ -21,6 +21,7 @@ from uuid import UUID
 import pydantic
 from sqlalchemy import ColumnElement, case, delete, false, literal, or_, text, tuple_, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -302,14 +303,16 @@ async def _purge_expired_keys(session: AsyncSession) -> None:
     statement = delete(IdempotencyKey).where(
         tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(expired)
     )
+    # On a connection of its own: a failure here must not roll back (and so expire) the objects
+    # of the request's session, which the caller is about to answer with.
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
     try:
-        await session.exec(statement)
-        await session.commit()
+        async with engine.begin() as connection:
+            await connection.execute(statement)
     except Exception as exc:
         # The create has committed and must be answered as such; the next keyed create purges.
         logger.warning("purging expired idempotency keys failed: %s", type(exc).__name__)
-        with contextlib.suppress(Exception):
-            await session.rollback()
 
 
 async def _write(
