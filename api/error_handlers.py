@@ -6,8 +6,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from api import errors
 
@@ -72,6 +74,16 @@ def _has_body_of_another_type(request: Request, exc: RequestValidationError) -> 
     )
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE and isinstance(route, Route | APIRoute) and route.methods:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def _retry_after(request: Request) -> int:
     return int(request.app.state.settings.retry_after_seconds)
 
@@ -114,6 +126,9 @@ def add_exception_handlers(app: FastAPI) -> None:
             # FastAPI's answer to a body it could not decode at all: invalid UTF-8, nesting too
             # deep or a number too long for Python's JSON parser.
             return problem_response(MALFORMED_JSON, _retry_after(request))
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
         body = {
             "title": HTTPStatus(exc.status_code).phrase,
             "status": exc.status_code,
@@ -121,7 +136,7 @@ def add_exception_handlers(app: FastAPI) -> None:
             "error_type": _http_error_type(exc.status_code),
         }
         return JSONResponse(
-            body, status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_JSON
+            body, status_code=exc.status_code, headers=headers, media_type=PROBLEM_JSON
         )
 
     app.add_exception_handler(errors.TaskAPIError, on_task_api_error)

@@ -19,6 +19,18 @@ from graphql_schema.router import graphql_router
 logger = logging.getLogger(__name__)
 
 
+def _without_null(schema: dict[str, Any]) -> None:
+    """Make `str | None` a plain string: an optional parameter is absent, never null."""
+    options = schema.pop("anyOf", None)
+    if options is None:
+        return
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    else:
+        schema["anyOf"] = kept
+
+
 def _openapi_schema(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, made to say what the server sends: no 422, errors as problem+json."""
     if app.openapi_schema is None:
@@ -27,6 +39,8 @@ def _openapi_schema(app: FastAPI) -> dict[str, Any]:
         )
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
+                for parameter in operation.get("parameters", []):
+                    _without_null(parameter["schema"])
                 responses = operation.get("responses", {})
                 responses.pop("422", None)
                 for status, response in responses.items():

@@ -4,7 +4,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, PlainSerializer, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    PlainSerializer,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Column, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
@@ -23,21 +31,44 @@ def _reject_nul(value: str) -> str:
     return value
 
 
+# Unicode White_Space, which title stripping removes: spelled out (not `\s`) so that the OpenAPI
+# patterns below mean the same to every regex engine that reads them.
+WHITESPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What the title rules accept, as one pattern for the OpenAPI document: surrounding whitespace,
+# then 1-500 characters that start and end with something else; no NUL anywhere.
+TITLE_PATTERN = (
+    rf"^[{WHITESPACE}]*[^{WHITESPACE}\x00]"
+    rf"(?:[^\x00]{{0,{TITLE_MAX - 2}}}[^{WHITESPACE}\x00])?[{WHITESPACE}]*$"
+)
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# 1-255 printable ASCII characters, not starting or ending with a space (HTTP trims those).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
+
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
     AfterValidator(_reject_nul),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": TITLE_PATTERN,
+            "description": f"1-{TITLE_MAX} characters once surrounding whitespace is stripped "
+            "(it is); no NUL",
+        }
+    ),
 ]
 Description = Annotated[
-    str, StringConstraints(max_length=DESCRIPTION_MAX), AfterValidator(_reject_nul)
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX),
+    AfterValidator(_reject_nul),
+    WithJsonSchema({"type": "string", "maxLength": DESCRIPTION_MAX, "pattern": NO_NUL_PATTERN}),
 ]
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=USER_ID_MAX), AfterValidator(_reject_nul)
 ]
-# Printable ASCII, as the Idempotency-Key header's structured-field string allows.
 IdempotencyKeyValue = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=r"^[\x20-\x7e]+$"),
+    StringConstraints(max_length=IDEMPOTENCY_KEY_MAX, pattern=IDEMPOTENCY_KEY_PATTERN),
 ]
 # Both faces print timestamps the same way: ISO 8601 with an explicit +00:00 offset.
 Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
@@ -90,12 +121,17 @@ class TaskCreate(SQLModel):
     description: Description | None = None
 
 
+# Keeps a field's `default: null` out of its JSON schema, where null is not a valid value.
+_NO_DEFAULT: dict[str, Any] = {"json_schema_extra": lambda schema: schema.pop("default", None)}
+
+
 class TaskUpdate(SQLModel):
     """A partial change: a field that is present is applied, an absent one is kept."""
 
-    title: Title | None = None
+    # null is invalid for title and completed (see below), so the schema does not offer it.
+    title: Title | SkipJsonSchema[None] = Field(default=None, schema_extra=_NO_DEFAULT)
     description: Description | None = None
-    completed: StrictBool | None = None
+    completed: StrictBool | SkipJsonSchema[None] = Field(default=None, schema_extra=_NO_DEFAULT)
 
     @field_validator("title", "completed")
     @classmethod

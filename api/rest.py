@@ -3,12 +3,21 @@
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Header, Response, status
+from fastapi import APIRouter, Body, Header, Path, Response, status
 
 from api import etags, service
 from api.db import SessionDep
 from api.error_handlers import Problem
-from api.models import Task, TaskCompletion, TaskCreate, TaskRead, TaskUpdate
+from api.models import (
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    USER_ID_MAX,
+    Task,
+    TaskCompletion,
+    TaskCreate,
+    TaskRead,
+    TaskUpdate,
+)
 
 # Documented on every route; api.main's OpenAPI hook files them under application/problem+json.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -45,6 +54,27 @@ ONE_TASK: dict[int | str, dict[str, Any]] = {
     200: {"description": "The task", "headers": ETAG_HEADER}
 }
 
+# As a path segment a user id cannot contain "/" nor be "." or ".." (URLs resolve those away); the
+# service allows any 1-255 characters without NUL, which GraphQL can use.
+UserIdPath = Annotated[
+    str,
+    Path(
+        description="The owner: 1-255 characters, no NUL; not `/`, `.` or `..` in a URL",
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": USER_ID_MAX,
+            "pattern": r"^(?:[^\x00/.][^\x00/]*|\.[^\x00/.][^\x00/]*|\.\.[^\x00/]+)$",
+        },
+    ),
+]
+# Documented as a UUID; anything else names no task and is answered 404 like a missing one.
+TaskIdPath = Annotated[
+    str,
+    Path(
+        description="The task's id; an id that is not a UUID is not found",
+        json_schema_extra={"format": "uuid"},
+    ),
+]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -67,7 +97,7 @@ def _one(task: Task, response: Response) -> TaskRead:
 
 
 @router.get("", summary="List the user's tasks, oldest first")
-async def list_tasks(session: SessionDep, user_id: str) -> list[TaskRead]:
+async def list_tasks(session: SessionDep, user_id: UserIdPath) -> list[TaskRead]:
     return [_read(task) for task in await service.list_tasks(session, user_id)]
 
 
@@ -87,7 +117,7 @@ async def list_tasks(session: SessionDep, user_id: str) -> list[TaskRead]:
 )
 async def create_task(
     session: SessionDep,
-    user_id: str,
+    user_id: UserIdPath,
     data: TaskCreate,
     response: Response,
     idempotency_key: Annotated[
@@ -98,12 +128,13 @@ async def create_task(
             "UUID). Repeating a create with the same key within 24 hours answers with the task "
             "the first request created, as it was created, instead of creating another; the same "
             "key with a different body is a 400.",
+            json_schema_extra={
+                "maxLength": IDEMPOTENCY_KEY_MAX,
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+            },
         ),
     ] = None,
 ) -> TaskRead:
-    if idempotency_key is not None:
-        # The header is a structured-field string, which may arrive quoted.
-        idempotency_key = idempotency_key.strip().removeprefix('"').removesuffix('"')
     task = await service.create_task(session, user_id, data, idempotency_key)
     response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{task.id}"
     return _one(task, response)
@@ -124,8 +155,8 @@ async def create_task(
 )
 async def get_task(
     session: SessionDep,
-    user_id: str,
-    task_id: str,
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
     response: Response,
     if_none_match: Annotated[
         str | None,
@@ -150,8 +181,8 @@ async def get_task(
 )
 async def update_task(
     session: SessionDep,
-    user_id: str,
-    task_id: str,
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
     changes: TaskUpdate,
     response: Response,
     if_match: IfMatch = None,
@@ -168,8 +199,8 @@ async def update_task(
 )
 async def complete_task(
     session: SessionDep,
-    user_id: str,
-    task_id: str,
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
     response: Response,
     body: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
@@ -188,7 +219,7 @@ async def complete_task(
     response_class=Response,
 )
 async def delete_task(
-    session: SessionDep, user_id: str, task_id: str, if_match: IfMatch = None
+    session: SessionDep, user_id: UserIdPath, task_id: TaskIdPath, if_match: IfMatch = None
 ) -> Response:
     expected = etags.expected_versions(if_match, task_id)
     await service.delete_task(session, user_id, task_id, expected)
