@@ -12,7 +12,6 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Column, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
@@ -121,17 +120,24 @@ class TaskCreate(SQLModel):
     description: Description | None = None
 
 
-# Keeps a field's `default: null` out of its JSON schema, where null is not a valid value.
-_NO_DEFAULT: dict[str, Any] = {"json_schema_extra": lambda schema: schema.pop("default", None)}
+def _not_null(schema: dict[str, Any]) -> None:
+    """Document an optional field that may be left out but not sent as null."""
+    options = schema.pop("anyOf", [])
+    for option in options:
+        if option != {"type": "null"}:
+            schema.update(option)
+    schema.pop("default", None)
 
 
 class TaskUpdate(SQLModel):
     """A partial change: a field that is present is applied, an absent one is kept."""
 
-    # null is invalid for title and completed (see below), so the schema does not offer it.
-    title: Title | SkipJsonSchema[None] = Field(default=None, schema_extra=_NO_DEFAULT)
+    # null is invalid for title and completed (see below), so their schemas do not offer it.
+    title: Title | None = Field(default=None, schema_extra={"json_schema_extra": _not_null})
     description: Description | None = None
-    completed: StrictBool | SkipJsonSchema[None] = Field(default=None, schema_extra=_NO_DEFAULT)
+    completed: StrictBool | None = Field(
+        default=None, schema_extra={"json_schema_extra": _not_null}
+    )
 
     @field_validator("title", "completed")
     @classmethod

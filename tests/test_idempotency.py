@@ -91,11 +91,6 @@ class TestRestIdempotencyKey:
         assert again.status_code == 201
         assert again.json() == first.json()
 
-    async def test_quoted_key_is_the_same_key(self, client: httpx.AsyncClient) -> None:
-        first = await keyed_create(client, "abc")
-        again = await keyed_create(client, '"abc"')
-        assert again.json()["id"] == first.json()["id"]
-
     async def test_replay_answers_as_created_even_after_changes(
         self, client: httpx.AsyncClient
     ) -> None:
@@ -156,7 +151,7 @@ class TestGraphQLIdempotencyKey:
         assert error_codes(body) == ["BAD_USER_INPUT"]
         assert await task_count(client) == 1
 
-    @pytest.mark.parametrize("key", ["", "k" * 256, "ключ", "nul\x00"])
+    @pytest.mark.parametrize("key", ["", "k" * 256, "ключ", "nul\x00", " padded", "padded "])
     async def test_malformed_key_is_bad_user_input(
         self, client: httpx.AsyncClient, key: str
     ) -> None:
