@@ -94,7 +94,9 @@ class Connection:
 @dataclass
 class Stats:
     latencies: list[float] = field(default_factory=list)
-    operations: collections.Counter[str] = field(default_factory=collections.Counter)
+    by_operation: dict[str, list[float]] = field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
@@ -223,8 +225,9 @@ class Client:
                 self.stats.errors[f"{name}: {exc}"[:160]] += 1
                 await self.connection.close()
                 continue
-            self.stats.latencies.append(time.perf_counter() - started)
-            self.stats.operations[name] += 1
+            latency = time.perf_counter() - started
+            self.stats.latencies.append(latency)
+            self.stats.by_operation[name].append(latency)
 
 
 def free_port() -> int:
@@ -293,6 +296,9 @@ async def benchmark(args: argparse.Namespace) -> int:
         stats = Stats()
         clients = [Client(n, port, stats, args.timeout) for n in range(args.clients)]
         await seed(clients)
+        # Seeding left some connections idle past uvicorn's keep-alive timeout: start afresh.
+        for client in clients:
+            await client.connection.close()
         print(
             f"{args.clients} clients, {args.duration:.0f} s, uvicorn --workers {args.workers}, "
             f"PostgreSQL, {TASKS_PER_USER} tasks per user; "
@@ -328,7 +334,13 @@ async def benchmark(args: argparse.Namespace) -> int:
     print(f"errors: {errors}")
     for message, count in stats.errors.most_common(10):
         print(f"  {count} x {message}")
-    print("by operation: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.operations.items())))
+    print("by operation (count, p50 / p99 ms):")
+    for name, values in sorted(stats.by_operation.items()):
+        values.sort()
+        print(
+            f"  {name:<20} {len(values):>6}  "
+            f"{percentile(values, 0.5) * 1000:7.1f} / {percentile(values, 0.99) * 1000:7.1f}"
+        )
     return 1 if errors else 0
 
 
