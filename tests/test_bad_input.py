@@ -230,3 +230,44 @@ class TestMalformedGraphQLRequests:
         body = json.dumps({"query": "{ __typename }", "x": "y" * 2_000_000}).encode()
         response = await send(client, "POST", "/graphql", body, "application/json")
         assert response.status_code == 413
+
+
+class TestLimits:
+    async def test_streamed_body_over_the_limit_is_413(self, client: httpx.AsyncClient) -> None:
+        async def chunks() -> Any:
+            yield b'{"title": "x", "description": "'
+            for _ in range(40):
+                yield b"d" * 65_536
+            yield b'"}'
+
+        response = await client.post(
+            "/api/alice/tasks", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 413, "ContentTooLargeError")
+        assert (await client.get("/api/alice/tasks")).json() == []
+
+    async def test_body_just_under_the_limit_is_read(self, client: httpx.AsyncClient) -> None:
+        # Valid JSON, far over the task's own limits: refused by validation, not by size.
+        body = json.dumps({"title": "x", "description": "d" * 1_000_000}).encode()
+        response = await send(client, "POST", "/api/alice/tasks", body, "application/json")
+        assert field_names(assert_problem(response, 400, "ValidationError")) == {"description"}
+
+
+class TestWrongMethod:
+    @pytest.mark.parametrize(
+        ("path", "allowed"),
+        [
+            ("/api/alice/tasks", {"GET", "POST"}),
+            (
+                f"/api/alice/tasks/{'0' * 8}-0000-4000-8000-{'0' * 12}",
+                {"GET", "PUT", "DELETE"},
+            ),
+            (f"/api/alice/tasks/{'0' * 8}-0000-4000-8000-{'0' * 12}/complete", {"PATCH"}),
+        ],
+    )
+    async def test_405_lists_every_method_of_the_path(
+        self, client: httpx.AsyncClient, path: str, allowed: set[str]
+    ) -> None:
+        response = await client.request("OPTIONS", path)
+        assert_problem(response, 405, "MethodNotAllowedError")
+        assert set(response.headers["allow"].split(", ")) == allowed
