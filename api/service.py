@@ -5,53 +5,36 @@ to that owner, owns its transaction, and raises only `api.errors` types.
 
 Writes are single atomic statements (`UPDATE/DELETE ... RETURNING`), so a version check and the
 write it guards cannot be split by a concurrent writer, on PostgreSQL and SQLite alike. Reads that
-fail only because their pooled connection had died are retried once; writes never are.
+fail only because their pooled connection had died are retried once; writes never are. Keyed
+(idempotent) creates are in `api.idempotency`.
 """
 
 import contextlib
 import functools
-import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from datetime import datetime, timedelta
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from uuid import UUID
 
 import pydantic
-from sqlalchemy import ColumnElement, case, delete, false, literal, or_, text, tuple_, update
+from sqlalchemy import ColumnElement, case, delete, false, literal, or_, text, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import errors
-from api.db import UTCDateTime, insert_ignoring_duplicates, utcnow
-from api.models import (
-    IdempotencyKey,
-    IdempotencyKeyValue,
-    Task,
-    TaskCreate,
-    TaskRead,
-    TaskUpdate,
-    UserId,
-)
+from api import errors, idempotency
+from api.db import UTCDateTime, utcnow
+from api.models import Task, TaskCreate, TaskUpdate, UserId
 
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# How long an Idempotency-Key answers with the task its first request created.
-IDEMPOTENCY_TTL = timedelta(hours=24)
-# Expired keys deleted per keyed create: bounded, so the purge never makes a create slow.
-IDEMPOTENCY_PURGE_BATCH = 100
-
 # A version the caller holds: the write happens only while the task is at it (or one of them).
 ExpectedVersion = int | Collection[int] | None
 
 _user_id_adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(UserId)
-_idempotency_key_adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(IdempotencyKeyValue)
 
 
 def _service_call(
@@ -105,20 +88,6 @@ def validate_user_id(user_id: str) -> str:
     except pydantic.ValidationError as exc:
         raise errors.ValidationError.from_pydantic(
             [{**error, "loc": ("user_id",)} for error in exc.errors()]
-        ) from None
-
-
-def validate_idempotency_key(key: str) -> str:
-    try:
-        return _idempotency_key_adapter.validate_python(key)
-    except pydantic.ValidationError:
-        raise errors.ValidationError(
-            [
-                {
-                    "field": "idempotency_key",
-                    "message": "must be 1-255 printable ASCII characters",
-                }
-            ]
         ) from None
 
 
@@ -199,7 +168,7 @@ async def create_task(
 ) -> Task:
     """Store a new, not completed task for the user.
 
-    With an `idempotency_key`, the same user and key within `IDEMPOTENCY_TTL` answer with the task
+    With an `idempotency_key`, the same user and key within `idempotency.TTL` answer with the task
     the first request created, as it was created (even if it has changed or been deleted since),
     instead of creating another; the same key with a different request is a ValidationError.
     """
@@ -209,110 +178,10 @@ async def create_task(
         session.add(task)
         await session.commit()
         return task
-    task = await _create_once(session, owner, validate_idempotency_key(idempotency_key), data)
-    await _purge_expired_keys(session)
+    key = idempotency.validate_key(idempotency_key)
+    task = await idempotency.create_once(session, owner, key, data, lambda: _new_task(owner, data))
+    await idempotency.purge_expired(session)
     return task
-
-
-def _fingerprint(data: TaskCreate) -> str:
-    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _snapshot(task: Task) -> str:
-    return TaskRead.model_validate(task, from_attributes=True).model_dump_json()
-
-
-def _from_snapshot(snapshot: str) -> Task:
-    stored = TaskRead.model_validate_json(snapshot)
-    return Task(**dict(stored))
-
-
-async def _create_once(session: AsyncSession, user_id: str, key: str, data: TaskCreate) -> Task:
-    """Claim (user, key) and insert the task in one transaction, or answer as the claimant did."""
-    fingerprint = _fingerprint(data)
-    dialect = session.get_bind().dialect.name
-    # Three rounds cover the only reasons to go again: an expired key was just deleted, or the
-    # row that blocked the claim vanished (its own expiry) before it could be read.
-    for _ in range(3):
-        task = _new_task(user_id, data)
-        claim = insert_ignoring_duplicates(
-            dialect,
-            IdempotencyKey,
-            {
-                "user_id": user_id,
-                "key": key,
-                "fingerprint": fingerprint,
-                "task_id": task.id,
-                "response": _snapshot(task),
-                "created_at": task.created_at,
-            },
-        ).returning(col(IdempotencyKey.key))
-        if (await session.exec(claim)).first() is not None:
-            session.add(task)
-            await session.commit()
-            return task
-        existing = (
-            await session.exec(
-                select(IdempotencyKey)
-                .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)
-                .execution_options(populate_existing=True)
-            )
-        ).first()
-        if existing is None:
-            continue
-        if existing.created_at <= utcnow() - IDEMPOTENCY_TTL:
-            # Expired but not purged yet: it no longer counts, so take the key over.
-            await session.exec(
-                delete(IdempotencyKey).where(
-                    col(IdempotencyKey.user_id) == user_id,
-                    col(IdempotencyKey.key) == key,
-                    col(IdempotencyKey.created_at) == existing.created_at,
-                )
-            )
-            continue
-        if existing.fingerprint != fingerprint:
-            raise errors.ValidationError(
-                [
-                    {
-                        "field": "idempotency_key",
-                        "message": "already used with a different request body",
-                    }
-                ],
-                "Idempotency-Key was already used with a different request body",
-            )
-        await session.commit()
-        return _from_snapshot(existing.response)
-    raise RuntimeError("idempotency key could not be claimed or read")
-
-
-async def _purge_expired_keys(session: AsyncSession) -> None:
-    """Delete a bounded batch of expired keys of any user; best effort, after the create committed.
-
-    SKIP LOCKED lets concurrent purges take disjoint rows instead of waiting on (or deadlocking
-    with) each other; SQLite has one writer at a time and ignores it.
-    """
-    cutoff: datetime = utcnow() - IDEMPOTENCY_TTL
-    expired = (
-        select(col(IdempotencyKey.user_id), col(IdempotencyKey.key))
-        .where(col(IdempotencyKey.created_at) < cutoff)
-        .order_by(col(IdempotencyKey.created_at))
-        .limit(IDEMPOTENCY_PURGE_BATCH)
-        .with_for_update(skip_locked=True)
-    )
-    statement = delete(IdempotencyKey).where(
-        tuple_(col(IdempotencyKey.user_id), col(IdempotencyKey.key)).in_(expired)
-    )
-    # On a connection of its own: a failure here must not roll back (and so expire) the objects
-    # of the request's session, which the caller is about to answer with.
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(statement)
-    except Exception as exc:
-        # The create has committed and must be answered as such; the next keyed create purges.
-        logger.warning("purging expired idempotency keys failed: %s", type(exc).__name__)
 
 
 async def _write(

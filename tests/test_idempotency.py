@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, insert, select, update
 
 from api.db import utcnow
+from api.idempotency import PURGE_BATCH, TTL
 from api.models import IdempotencyKey
-from api.service import IDEMPOTENCY_PURGE_BATCH, IDEMPOTENCY_TTL
 from tests.factories import TASK_FIELDS, error_codes, execute, fetch_all, graphql
 from tests.test_rest import assert_problem
 
@@ -183,7 +183,7 @@ class TestExpiry:
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
         first = await keyed_create(client, "old")
-        await age_keys(app, IDEMPOTENCY_TTL)
+        await age_keys(app, TTL)
         again = await keyed_create(client, "old", {"title": "another body is fine now"})
         assert again.status_code == 201
         assert again.json()["id"] != first.json()["id"]
@@ -196,14 +196,14 @@ class TestExpiry:
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
         first = await keyed_create(client, "recent")
-        await age_keys(app, IDEMPOTENCY_TTL - timedelta(minutes=5))
+        await age_keys(app, TTL - timedelta(minutes=5))
         assert (await keyed_create(client, "recent")).json()["id"] == first.json()["id"]
 
     async def test_keyed_create_purges_expired_keys_of_every_user(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
         table = IdempotencyKey.__table__  # type: ignore[attr-defined]
-        old = utcnow() - IDEMPOTENCY_TTL - timedelta(hours=1)
+        old = utcnow() - TTL - timedelta(hours=1)
         rows = [
             {
                 "user_id": f"gone-{n}",
@@ -213,7 +213,7 @@ class TestExpiry:
                 "response": "{}",
                 "created_at": old,
             }
-            for n in range(IDEMPOTENCY_PURGE_BATCH + 5)
+            for n in range(PURGE_BATCH + 5)
         ]
         await execute(app, insert(table).values(rows))
         await keyed_create(client, "fresh")
