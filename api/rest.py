@@ -37,6 +37,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such task for this user (NotFoundError)"}
 }
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "The body is over the size limit (ContentTooLargeError)"}
+}
 ETAG_HEADER = {
     "ETag": {
         "description": 'The task\'s strong entity tag, `"<id>.<version>"`; changes on every write',
@@ -112,7 +115,8 @@ async def list_tasks(session: SessionDep, user_id: UserIdPath) -> list[TaskRead]
                 "Location": {"description": "The task's URL", "schema": {"type": "string"}},
                 **ETAG_HEADER,
             },
-        }
+        },
+        **TOO_LARGE,
     },
 )
 async def create_task(
@@ -177,7 +181,7 @@ async def get_task(
 @router.put(
     "/{task_id}",
     summary="Update a task (partial: absent fields are kept)",
-    responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
+    responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED, **TOO_LARGE},
 )
 async def update_task(
     session: SessionDep,
@@ -195,7 +199,7 @@ async def update_task(
 @router.patch(
     "/{task_id}/complete",
     summary='Mark a task completed (idempotent); body {"completed": false} reopens it',
-    responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
+    responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED, **TOO_LARGE},
 )
 async def complete_task(
     session: SessionDep,
