@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from api import health, rest
 from api.body_limit import BodySizeLimit
 from api.config import Settings
-from api.db import create_engine, create_sessionmaker
+from api.db import create_engine, create_sessionmaker, session_slots
 from api.error_handlers import PROBLEM_JSON, add_exception_handlers
 from api.migrate import upgrade_database
 from graphql_schema.router import graphql_router
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upgrade_database(settings)
         engine = create_engine(settings)
         app.state.engine = engine
+        app.state.session_slots = session_slots(settings)
         app.state.sessionmaker = create_sessionmaker(engine)
         try:
             yield

@@ -314,3 +314,43 @@ class TestKillsUnderLoad:
         assert {str(row["id"]) for row in rows} == set(burst.acknowledged.values()) | set(
             retried.values()
         )
+
+
+class TestPoolExhausted:
+    @pytest.fixture
+    async def one_connection_client(self, postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
+        await reset_postgres(postgres_url)
+        settings = make_settings(postgres_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=1)
+        application = create_app(settings)
+        async with LifespanManager(application), client_for(application) as client:
+            yield client
+
+    async def test_waiting_for_a_connection_is_bounded_then_503(
+        self,
+        one_connection_client: httpx.AsyncClient,
+        postgres_url: str,
+    ) -> None:
+        client = one_connection_client
+        task = await create_task(client)
+        locker = await _connect(postgres_url)
+        admin = await _connect(postgres_url)
+        try:
+            transaction = locker.transaction()
+            await transaction.start()
+            await locker.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", task["id"])
+            # Holds the only connection until the lock is released.
+            blocked = asyncio.ensure_future(
+                answered(client.put(f"/api/alice/tasks/{task['id']}", json={"title": "later"}))
+            )
+            await wait_until_a_request_waits_on_a_lock(admin)
+            assert_unavailable(await answered(client.get("/api/alice/tasks")))
+            body = await asyncio.wait_for(
+                graphql(client, 'query { tasks(userId: "alice") { id } }'), ANSWER_WITHIN
+            )
+            assert error_codes(body) == ["SERVICE_UNAVAILABLE"]
+            await transaction.rollback()
+            assert (await blocked).json()["title"] == "later"
+        finally:
+            await locker.close()
+            await admin.close()
+        assert (await client.get("/api/alice/tasks")).status_code == 200
