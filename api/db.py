@@ -7,8 +7,10 @@ such a URL into one asyncpg accepts, applies the pooler rules, and builds the en
 factory and the per-request session dependency.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,12 +18,15 @@ from uuid import uuid4
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.config import Settings
+from api.errors import DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -162,14 +167,63 @@ def create_sessionmaker(
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info or {})
 
 
+class SessionSlots:
+    """First come, first served admission of requests to the connection pool.
+
+    SQLAlchemy's async pool gives a returned connection to whoever asks next, so under load a
+    request already waiting can be overtaken again and again: seconds of tail latency while
+    others pass. asyncio.Semaphore serves waiters in order; with one slot per connection the
+    pool itself never has waiters. Waiting is bounded by the pool timeout, then DatabaseError.
+    """
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self._semaphore = asyncio.Semaphore(size)
+        self._timeout = timeout
+
+    @asynccontextmanager
+    async def session(
+        self, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[AsyncSession]:
+        """A session, once a slot is free; closed (so rolled back if left open) at the end."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            raise DatabaseError("No database connection became free in time") from None
+        try:
+            async with sessionmaker() as session:
+                yield session
+        finally:
+            self._semaphore.release()
+
+
+def session_slots(settings: Settings) -> SessionSlots:
+    return SessionSlots(settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout)
+
+
+def open_session(request: Request) -> AbstractAsyncContextManager[AsyncSession]:
+    """The request's session, admitted in turn by the app's SessionSlots."""
+    slots: SessionSlots = request.app.state.session_slots
+    return slots.session(request.app.state.sessionmaker)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, closed (and so rolled back if left open) when it ends."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    async with open_session(request) as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def insert_ignoring_duplicates(dialect_name: str, table: Any, values: dict[str, Any]) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the syntax of `dialect_name` (PostgreSQL or SQLite).
+
+    A duplicate of a row that a concurrent transaction is inserting waits for that transaction
+    (PostgreSQL) or for the write lock (SQLite), so exactly one of many concurrent inserts wins.
+    """
+    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return dialect_insert(table).values(**values).on_conflict_do_nothing()
 
 
 def utcnow() -> datetime:

@@ -5,6 +5,7 @@
     ├── AuthenticationError      401 / UNAUTHENTICATED: no bearer token, or one that does not verify
     ├── AuthorizationError       403 / FORBIDDEN: a valid token, but for another user than addressed
     ├── NotFoundError            404 / NOT_FOUND: no such task for this user (or not a UUID)
+    ├── PreconditionFailedError  412 / CONFLICT: the task is not at the version the caller holds
     ├── PayloadTooLargeError     413 / BAD_REQUEST: the request body is over the size limit
     ├── DatabaseError            503 / SERVICE_UNAVAILABLE: the database cannot be reached now
     ├── SigningKeysUnavailableError
@@ -112,6 +113,15 @@ class NotFoundError(TaskAPIError):
     title = "Not Found"
     graphql_code = "NOT_FOUND"
     default_detail = "Task not found"
+
+
+class PreconditionFailedError(TaskAPIError):
+    """A conditional write (If-Match, expectedVersion) named a version the task is no longer at."""
+
+    status_code = 412
+    title = "Precondition Failed"
+    graphql_code = "CONFLICT"
+    default_detail = "The task has changed since the version given; read it again and retry"
 
 
 class DatabaseError(TaskAPIError):

@@ -12,7 +12,7 @@ from api import auth, docs_pages, health, rest
 from api.assets import mount_assets
 from api.config import Settings
 from api.cursors import CursorCodec
-from api.db import create_engine, create_sessionmaker
+from api.db import create_engine, create_sessionmaker, session_slots
 from api.edge import BodySizeLimit, SecurityHeaders, StrictCORS
 from api.error_handlers import PROBLEM_JSON, add_exception_handlers
 from api.migrate import upgrade_database
@@ -60,6 +60,18 @@ def _add_edge_responses(operation: dict[str, Any], settings: Settings) -> None:
         )
 
 
+def _without_null(schema: dict[str, Any]) -> None:
+    """Make `str | None` a plain string: an optional parameter is absent, never null."""
+    options = schema.pop("anyOf", None)
+    if options is None:
+        return
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) == 1:
+        schema.update(kept[0])
+    else:
+        schema["anyOf"] = kept
+
+
 def _openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """FastAPI's document, made to say what the server sends: no 422, errors as problem+json."""
     if app.openapi_schema is None:
@@ -68,6 +80,8 @@ def _openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         )
         for path, path_item in document.get("paths", {}).items():
             for operation in path_item.values():
+                for parameter in operation.get("parameters", []):
+                    _without_null(parameter["schema"])
                 if path.startswith("/api/"):
                     _add_edge_responses(operation, settings)
                 responses = operation.get("responses", {})
@@ -108,13 +122,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         codec = CursorCodec(
             secret.get_secret_value() if (secret := settings.cursor_secret) else None
         )
+        app.state.engine = engine
+        app.state.session_slots = session_slots(settings)
         app.state.sessionmaker = create_sessionmaker(engine, {"cursor_codec": codec})
         try:
             yield
         finally:
+            # Runs on SIGTERM too, after uvicorn has let the requests in flight finish.
             await engine.dispose()
             if verifier is not None:
                 await verifier.aclose()
+            logger.info("database connection pool closed")
 
     app = FastAPI(
         title="Task API",
@@ -125,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.verifier = verifier
     add_exception_handlers(app)

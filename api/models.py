@@ -10,10 +10,11 @@ from pydantic import (
     PlainSerializer,
     StrictBool,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
-from sqlalchemy import Column, Index, String, Text
+from sqlalchemy import Column, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from api.db import UTCDateTime, utcnow
@@ -21,6 +22,7 @@ from api.db import UTCDateTime, utcnow
 TITLE_MAX = 500
 DESCRIPTION_MAX = 10_000
 USER_ID_MAX = 255
+IDEMPOTENCY_KEY_MAX = 255
 
 
 def _reject_nul(value: str) -> str:
@@ -30,16 +32,44 @@ def _reject_nul(value: str) -> str:
     return value
 
 
+# Unicode White_Space, which title stripping removes: spelled out (not `\s`) so that the OpenAPI
+# patterns below mean the same to every regex engine that reads them.
+WHITESPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What the title rules accept, as one pattern for the OpenAPI document: surrounding whitespace,
+# then 1-500 characters that start and end with something else; no NUL anywhere.
+TITLE_PATTERN = (
+    rf"^[{WHITESPACE}]*[^{WHITESPACE}\x00]"
+    rf"(?:[^\x00]{{0,{TITLE_MAX - 2}}}[^{WHITESPACE}\x00])?[{WHITESPACE}]*$"
+)
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# 1-255 printable ASCII characters, not starting or ending with a space (HTTP trims those).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
+
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
     AfterValidator(_reject_nul),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": TITLE_PATTERN,
+            "description": f"1-{TITLE_MAX} characters once surrounding whitespace is stripped "
+            "(it is); no NUL",
+        }
+    ),
 ]
 Description = Annotated[
-    str, StringConstraints(max_length=DESCRIPTION_MAX), AfterValidator(_reject_nul)
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX),
+    AfterValidator(_reject_nul),
+    WithJsonSchema({"type": "string", "maxLength": DESCRIPTION_MAX, "pattern": NO_NUL_PATTERN}),
 ]
 UserId = Annotated[
     str, StringConstraints(min_length=1, max_length=USER_ID_MAX), AfterValidator(_reject_nul)
+]
+IdempotencyKeyValue = Annotated[
+    str,
+    StringConstraints(max_length=IDEMPOTENCY_KEY_MAX, pattern=IDEMPOTENCY_KEY_PATTERN),
 ]
 # Both faces print timestamps the same way: ISO 8601 with an explicit +00:00 offset.
 Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
@@ -67,6 +97,27 @@ class Task(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+    # Optimistic concurrency: 1 on creation, +1 on every write that changes the task.
+    version: int = Field(
+        default=1, sa_column=Column(Integer, nullable=False, server_default=text("1"))
+    )
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A keyed create (table `idempotency_keys`), kept so that a retry answers as the first did."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), primary_key=True))
+    key: str = Field(sa_column=Column(String(IDEMPOTENCY_KEY_MAX), primary_key=True))
+    # sha256 of the validated request, so the same key with another body is told apart.
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    task_id: UUID = Field(nullable=False)
+    # The task as the first request created it (TaskRead JSON): a replay answers with exactly this,
+    # even after the task was changed or deleted.
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class TaskCreate(SQLModel):
@@ -76,12 +127,24 @@ class TaskCreate(SQLModel):
     description: Description | None = None
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    """Document an optional field that may be left out but not sent as null."""
+    options = schema.pop("anyOf", [])
+    for option in options:
+        if option != {"type": "null"}:
+            schema.update(option)
+    schema.pop("default", None)
+
+
 class TaskUpdate(SQLModel):
     """A partial change: a field that is present is applied, an absent one is kept."""
 
-    title: Title | None = None
+    # null is invalid for title and completed (see below), so their schemas do not offer it.
+    title: Title | None = Field(default=None, schema_extra={"json_schema_extra": _not_null})
     description: Description | None = None
-    completed: StrictBool | None = None
+    completed: StrictBool | None = Field(
+        default=None, schema_extra={"json_schema_extra": _not_null}
+    )
 
     @field_validator("title", "completed")
     @classmethod
@@ -113,6 +176,7 @@ class TaskRead(SQLModel):
     completed: bool
     created_at: Timestamp
     updated_at: Timestamp
+    version: int
 
 
 class TaskOrderField(StrEnum):

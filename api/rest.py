@@ -3,15 +3,18 @@
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api import service
+from api import etags, service
 from api.auth import OwnerRoute
 from api.db import SessionDep
 from api.error_handlers import Problem
 from api.models import (
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
     LIST_LIMIT_MAX,
+    USER_ID_MAX,
     OrderDirection,
     Task,
     TaskCompletion,
@@ -42,6 +45,52 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such task for this user (NotFoundError)"}
 }
+ETAG_HEADER = {
+    "ETag": {
+        "description": 'The task\'s strong entity tag, `"<id>.<version>"`; changes on every write',
+        "schema": {"type": "string"},
+    }
+}
+PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
+    412: {
+        "model": Problem,
+        "description": "If-Match names a version the task is no longer at; nothing was changed "
+        "(PreconditionFailedError)",
+    }
+}
+ONE_TASK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The task", "headers": ETAG_HEADER}
+}
+
+# As a path segment a user id cannot contain "/" nor be "." or ".." (URLs resolve those away); the
+# service allows any 1-255 characters without NUL, which GraphQL can use.
+UserIdPath = Annotated[
+    str,
+    Path(
+        description="The owner: 1-255 characters, no NUL; not `/`, `.` or `..` in a URL",
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": USER_ID_MAX,
+            "pattern": r"^(?:[^\x00/.][^\x00/]*|\.[^\x00/.][^\x00/]*|\.\.[^\x00/]+)$",
+        },
+    ),
+]
+# Documented as a UUID; anything else names no task and is answered 404 like a missing one.
+TaskIdPath = Annotated[
+    str,
+    Path(
+        description="The task's id; an id that is not a UUID is not found",
+        json_schema_extra={"format": "uuid"},
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Change the task only if it is still at this ETag (or `*`: if it exists); "
+        "otherwise 412 and nothing changes. Without it, the last write wins.",
+    ),
+]
 
 # Every route answers only the user in its path (api.auth.OwnerRoute), before reading its body.
 router = APIRouter(
@@ -54,6 +103,11 @@ router = APIRouter(
 
 def _read(task: Task) -> TaskRead:
     return TaskRead.model_validate(task, from_attributes=True)
+
+
+def _one(task: Task, response: Response) -> TaskRead:
+    response.headers["ETag"] = etags.etag(task)
+    return _read(task)
 
 
 class TaskListParams(BaseModel):
@@ -112,7 +166,7 @@ class TaskListParams(BaseModel):
 )
 async def list_tasks(
     session: SessionDep,
-    user_id: str,
+    user_id: UserIdPath,
     params: Annotated[TaskListParams, Query()],
     request: Request,
     response: Response,
@@ -130,59 +184,120 @@ async def list_tasks(
     summary="Create a task",
     responses={
         201: {
-            "description": "The created task",
+            "description": "The created task (also when replayed for a repeated Idempotency-Key)",
             "headers": {
-                "Location": {"description": "The task's URL", "schema": {"type": "string"}}
+                "Location": {"description": "The task's URL", "schema": {"type": "string"}},
+                **ETAG_HEADER,
             },
-        }
+        },
     },
 )
 async def create_task(
-    session: SessionDep, user_id: str, data: TaskCreate, response: Response
+    session: SessionDep,
+    user_id: UserIdPath,
+    data: TaskCreate,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A client-made unique key (1-255 printable ASCII characters, e.g. a "
+            "UUID). Repeating a create with the same key within 24 hours answers with the task "
+            "the first request created, as it was created, instead of creating another; the same "
+            "key with a different body is a 400.",
+            json_schema_extra={
+                "maxLength": IDEMPOTENCY_KEY_MAX,
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+            },
+        ),
+    ] = None,
 ) -> TaskRead:
-    task = await service.create_task(session, user_id, data)
+    task = await service.create_task(session, user_id, data, idempotency_key)
     response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{task.id}"
-    return _read(task)
+    return _one(task, response)
 
 
-@router.get("/{task_id}", summary="Get one task", responses=NOT_FOUND)
-async def get_task(session: SessionDep, user_id: str, task_id: str) -> TaskRead:
-    return _read(await service.get_task(session, user_id, task_id))
+@router.get(
+    "/{task_id}",
+    summary="Get one task",
+    response_model=TaskRead,
+    responses={
+        **ONE_TASK,
+        304: {
+            "description": "Not modified: the task's ETag is one given in If-None-Match",
+            "headers": ETAG_HEADER,
+        },
+        **NOT_FOUND,
+    },
+)
+async def get_task(
+    session: SessionDep,
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    response: Response,
+    if_none_match: Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="Answer 304 with no body if the task still has one of these ETags",
+        ),
+    ] = None,
+) -> Any:
+    task = await service.get_task(session, user_id, task_id)
+    if etags.none_match(if_none_match, task):
+        return Response(
+            status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etags.etag(task)}
+        )
+    return _one(task, response)
 
 
 @router.put(
     "/{task_id}",
     summary="Update a task (partial: absent fields are kept)",
-    responses=NOT_FOUND,
+    responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
 )
 async def update_task(
-    session: SessionDep, user_id: str, task_id: str, changes: TaskUpdate
+    session: SessionDep,
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    changes: TaskUpdate,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> TaskRead:
-    return _read(await service.update_task(session, user_id, task_id, changes))
+    expected = etags.expected_versions(if_match, task_id)
+    task = await service.update_task(session, user_id, task_id, changes, expected)
+    return _one(task, response)
 
 
 @router.patch(
     "/{task_id}/complete",
     summary='Mark a task completed (idempotent); body {"completed": false} reopens it',
-    responses=NOT_FOUND,
+    responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
 )
 async def complete_task(
     session: SessionDep,
-    user_id: str,
-    task_id: str,
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    response: Response,
     body: Annotated[TaskCompletion | None, Body()] = None,
+    if_match: IfMatch = None,
 ) -> TaskRead:
     completed = body.completed if body is not None else True
-    return _read(await service.set_completed(session, user_id, task_id, completed))
+    expected = etags.expected_versions(if_match, task_id)
+    task = await service.set_completed(session, user_id, task_id, completed, expected)
+    return _one(task, response)
 
 
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a task",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **PRECONDITION_FAILED},
     response_class=Response,
 )
-async def delete_task(session: SessionDep, user_id: str, task_id: str) -> Response:
-    await service.delete_task(session, user_id, task_id)
+async def delete_task(
+    session: SessionDep, user_id: UserIdPath, task_id: TaskIdPath, if_match: IfMatch = None
+) -> Response:
+    expected = etags.expected_versions(if_match, task_id)
+    await service.delete_task(session, user_id, task_id, expected)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,22 +2,41 @@
 
 Each function takes the request's session first and the owner second, scopes every statement
 to that owner, owns its transaction, and raises only `api.errors` types.
+
+Writes are single atomic statements (`UPDATE/DELETE ... RETURNING`), so a version check and the
+write it guards cannot be split by a concurrent writer, on PostgreSQL and SQLite alike. Reads that
+fail only because their pooled connection had died are retried once; writes never are. Keyed
+(idempotent) creates are in `api.idempotency`.
 """
 
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from uuid import UUID
 
 import pydantic
-from sqlalchemy import ColumnElement, String, func, literal, or_, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    case,
+    delete,
+    false,
+    func,
+    literal,
+    or_,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from api import errors
+from api import errors, idempotency
 from api.cursors import Boundary, CursorCodec
 from api.db import UTCDateTime, utcnow
 from api.models import (
@@ -32,8 +51,13 @@ from api.models import (
     UserId,
 )
 
+logger = logging.getLogger(__name__)
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# A version the caller holds: the write happens only while the task is at it (or one of them).
+ExpectedVersion = int | Collection[int] | None
 
 _user_id_adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(UserId)
 
@@ -58,6 +82,31 @@ def _service_call(
     return wrapper
 
 
+def _retried_read(
+    func: Callable[Concatenate[AsyncSession, P], Awaitable[R]],
+) -> Callable[Concatenate[AsyncSession, P], Awaitable[R]]:
+    """Run a read-only call again, once, when it failed because its connection had died.
+
+    Pre-ping catches connections that died in the pool; this catches one that died after it was
+    checked out (a database restart, a killed backend). A read changes nothing, so a second try on
+    a fresh connection is safe. Never use this on a write: the first try may have committed.
+    """
+
+    @functools.wraps(func)
+    async def wrapper(session: AsyncSession, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(session, *args, **kwargs)
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            logger.info("read failed on a dead connection; retrying once on a fresh one")
+            # Releases the invalidated connection; the next statement checks out a new one.
+            await session.rollback()
+        return await func(session, *args, **kwargs)
+
+    return wrapper
+
+
 def validate_user_id(user_id: str) -> str:
     try:
         return _user_id_adapter.validate_python(user_id)
@@ -77,18 +126,33 @@ def parse_task_id(task_id: str | UUID) -> UUID:
         raise errors.NotFoundError() from None
 
 
-async def _get_owned(
-    session: AsyncSession, user_id: str, task_id: str | UUID, *, for_update: bool = False
-) -> Task:
-    statement = select(Task).where(
-        col(Task.user_id) == validate_user_id(user_id), col(Task.id) == parse_task_id(task_id)
+def _owned(user_id: str, task_id: str | UUID) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The WHERE clauses that name one task of one user."""
+    return (
+        col(Task.user_id) == validate_user_id(user_id),
+        col(Task.id) == parse_task_id(task_id),
     )
-    if for_update:
-        statement = statement.with_for_update()
-    task = (await session.exec(statement)).first()
+
+
+def _versions(expected_version: ExpectedVersion) -> frozenset[int] | None:
+    if expected_version is None:
+        return None
+    if isinstance(expected_version, int):
+        return frozenset({expected_version})
+    return frozenset(expected_version)
+
+
+async def _get_owned(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
+    task = (await session.exec(select(Task).where(*_owned(user_id, task_id)))).first()
     if task is None:
         raise errors.NotFoundError()
     return task
+
+
+async def _missing_or_stale(session: AsyncSession, user_id: str, task_id: str | UUID) -> NoReturn:
+    """Explain a guarded write that matched no row: the task is gone, or at another version."""
+    found = (await session.exec(select(Task.id).where(*_owned(user_id, task_id)))).first()
+    raise errors.NotFoundError() if found is None else errors.PreconditionFailedError()
 
 
 @dataclass(frozen=True)
@@ -167,6 +231,7 @@ def list_statement(
 
 
 @_service_call
+@_retried_read
 async def list_tasks(
     session: AsyncSession, user_id: str, query: TaskListQuery | None = None
 ) -> TaskPage:
@@ -204,6 +269,7 @@ async def list_tasks(
 
 
 @_service_call
+@_retried_read
 async def count_tasks(session: AsyncSession, user_id: str, filter: TaskFilter) -> int:
     """How many of the user's tasks match `filter`."""
     matching = _filtered(validate_user_id(user_id), filter).subquery()
@@ -212,64 +278,126 @@ async def count_tasks(session: AsyncSession, user_id: str, filter: TaskFilter) -
 
 
 @_service_call
+@_retried_read
 async def get_task(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
     """The user's task, or NotFoundError."""
     return await _get_owned(session, user_id, task_id)
 
 
-@_service_call
-async def create_task(session: AsyncSession, user_id: str, data: TaskCreate) -> Task:
-    """Store a new, not completed task for the user."""
+def _new_task(user_id: str, data: TaskCreate) -> Task:
     now = utcnow()
-    task = Task(
-        user_id=validate_user_id(user_id),
+    return Task(
+        user_id=user_id,
         title=data.title,
         description=data.description,
         completed=False,
         created_at=now,
         updated_at=now,
+        version=1,
     )
-    session.add(task)
-    await session.commit()
+
+
+@_service_call
+async def create_task(
+    session: AsyncSession, user_id: str, data: TaskCreate, idempotency_key: str | None = None
+) -> Task:
+    """Store a new, not completed task for the user.
+
+    With an `idempotency_key`, the same user and key within `idempotency.TTL` answer with the task
+    the first request created, as it was created (even if it has changed or been deleted since),
+    instead of creating another; the same key with a different request is a ValidationError.
+    """
+    owner = validate_user_id(user_id)
+    if idempotency_key is None:
+        task = _new_task(owner, data)
+        session.add(task)
+        await session.commit()
+        return task
+    key = idempotency.validate_key(idempotency_key)
+    task = await idempotency.create_once(session, owner, key, data, lambda: _new_task(owner, data))
+    await idempotency.purge_expired(session)
     return task
 
 
-async def _apply(session: AsyncSession, task: Task, changes: dict[str, object]) -> Task:
-    """Write the changes that differ; a write that changes nothing leaves updated_at alone."""
-    changed = {name: value for name, value in changes.items() if getattr(task, name) != value}
-    if changed:
-        for name, value in changed.items():
-            setattr(task, name, value)
-        task.updated_at = utcnow()
-    # Commit either way: it ends the transaction and its row lock, and (unlike a rollback, which
-    # expires loaded objects) leaves `task` readable.
+async def _write(
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    values: dict[str, Any],
+    expected_version: ExpectedVersion,
+) -> Task:
+    """Apply `values` in one atomic UPDATE, guarded by the expected version when one is given.
+
+    The version and updated_at advance only when some value really differs, so a write that
+    changes nothing (a retried PATCH complete) gives the same answer and the same version.
+    """
+    changed: ColumnElement[bool] = (
+        or_(*(getattr(Task, name).is_distinct_from(value) for name, value in values.items()))
+        if values
+        else false()
+    )
+    statement = (
+        update(Task)
+        .where(*_owned(user_id, task_id))
+        .values(
+            **values,
+            version=case((changed, col(Task.version) + 1), else_=col(Task.version)),
+            updated_at=case(
+                (changed, literal(utcnow(), UTCDateTime())), else_=col(Task.updated_at)
+            ),
+        )
+        .returning(Task)
+        .execution_options(populate_existing=True)
+    )
+    versions = _versions(expected_version)
+    if versions is not None:
+        statement = statement.where(col(Task.version).in_(versions))
+    task: Task | None = (await session.exec(statement)).scalars().first()
+    if task is None:
+        await _missing_or_stale(session, user_id, task_id)
     await session.commit()
     return task
 
 
 @_service_call
 async def update_task(
-    session: AsyncSession, user_id: str, task_id: str | UUID, changes: TaskUpdate
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    changes: TaskUpdate,
+    expected_version: ExpectedVersion = None,
 ) -> Task:
     """Apply the fields present in `changes`; absent ones are kept."""
-    task = await _get_owned(session, user_id, task_id, for_update=True)
-    return await _apply(session, task, changes.changes())
+    return await _write(session, user_id, task_id, changes.changes(), expected_version)
 
 
 @_service_call
 async def set_completed(
-    session: AsyncSession, user_id: str, task_id: str | UUID, completed: bool = True
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    completed: bool = True,
+    expected_version: ExpectedVersion = None,
 ) -> Task:
     """Mark the task completed or not; repeating it gives the same result."""
-    task = await _get_owned(session, user_id, task_id, for_update=True)
-    return await _apply(session, task, {"completed": completed})
+    return await _write(session, user_id, task_id, {"completed": completed}, expected_version)
 
 
 @_service_call
-async def delete_task(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
+async def delete_task(
+    session: AsyncSession,
+    user_id: str,
+    task_id: str | UUID,
+    expected_version: ExpectedVersion = None,
+) -> Task:
     """Delete the task and return it as it was."""
-    task = await _get_owned(session, user_id, task_id, for_update=True)
-    await session.delete(task)
+    statement = delete(Task).where(*_owned(user_id, task_id)).returning(Task)
+    versions = _versions(expected_version)
+    if versions is not None:
+        statement = statement.where(col(Task.version).in_(versions))
+    task: Task | None = (await session.exec(statement)).scalars().first()
+    if task is None:
+        await _missing_or_stale(session, user_id, task_id)
     await session.commit()
     return task
 

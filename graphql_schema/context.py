@@ -1,20 +1,22 @@
 """The per-request GraphQL context: who is calling, and the request's database session."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
+from fastapi import Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.fastapi import BaseContext
 
 from api.auth import Caller
-from api.db import SessionDep
+from api.db import open_session
 
 
 class Context(BaseContext):
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, open_session: Callable[[], Awaitable[AsyncSession]]) -> None:
         super().__init__()
-        self._session = session
+        self._open_session = open_session
+        self._session: AsyncSession | None = None
         self._session_lock = asyncio.Lock()
         # Set by graphql_schema.router before the operation is parsed; None until then, which
         # IsOwner refuses (fail closed).
@@ -25,12 +27,17 @@ class Context(BaseContext):
         """The request's session, held by one resolver at a time.
 
         GraphQL resolves a query's top-level fields concurrently, and an AsyncSession must not
-        run two operations at once; the lock keeps one session per request safe.
+        run two operations at once; the lock keeps one session per request safe. The session is
+        opened on first use, inside a resolver, so that waiting too long for a database
+        connection is that field's SERVICE_UNAVAILABLE error like any other database failure.
         """
         async with self._session_lock:
+            if self._session is None:
+                self._session = await self._open_session()
             yield self._session
 
 
-async def get_context(session: SessionDep) -> Context:
-    """A FastAPI dependency, so GraphQL gets the same one-session-per-request as REST."""
-    return Context(session)
+async def get_context(request: Request) -> AsyncIterator[Context]:
+    """A FastAPI dependency: one session per request, as REST has, closed when it ends."""
+    async with AsyncExitStack() as stack:
+        yield Context(lambda: stack.enter_async_context(open_session(request)))

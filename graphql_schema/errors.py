@@ -21,7 +21,7 @@ def _public_error(error: GraphQLError) -> GraphQLError:
     # a field's error) have no path.
     if original is None or (isinstance(original, GraphQLError) and error.path is None):
         # The caller's document is at fault, and graphql-core's message says how.
-        code = DOCUMENT_ERROR_CODE
+        code = DOCUMENT_ERROR_CODE if original is None else "BAD_USER_INPUT"
         return GraphQLError(
             error.message,
             nodes=error.nodes,

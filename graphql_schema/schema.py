@@ -11,6 +11,7 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxTokensLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.types import ExecutionContext
 
@@ -31,6 +32,12 @@ class TaskSchema(Schema):
         return None
 
 
+# Validating a document costs more than running it, and clients send the same few documents
+# again and again. Bounded, so unique documents cannot grow memory. (Strawberry's ParserCache is
+# left out: it raises syntax errors past the ErrorCodes extension, leaving them without a code.)
+DOCUMENT_CACHE_SIZE = 256
+
+
 def build_schema(settings: Settings) -> TaskSchema:
     """The schema with the settings' limits, checked in this order before anything executes."""
     extensions: list[type[SchemaExtension] | object] = [
@@ -43,7 +50,8 @@ def build_schema(settings: Settings) -> TaskSchema:
     ]
     if not settings.graphql_introspection:
         extensions.append(DisableIntrospection)
-    extensions += [OperationOwner, ErrorCodes]
+    # The cache is keyed by the rules, so the one rule list made here serves every request.
+    extensions += [OperationOwner, ErrorCodes, lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE)]
     return TaskSchema(query=Query, mutation=Mutation, extensions=extensions)  # type: ignore[arg-type]
 
 

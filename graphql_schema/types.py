@@ -17,6 +17,10 @@ class Task:
     completed: bool
     created_at: datetime
     updated_at: datetime
+    version: int = strawberry.field(
+        description="1 on creation, +1 on every change; pass it as `expectedVersion` to refuse "
+        "a write if someone changed the task since you read it."
+    )
 
     @classmethod
     def from_model(cls, task: models.Task) -> "Task":
@@ -28,6 +32,7 @@ class Task:
             completed=task.completed,
             created_at=task.created_at,
             updated_at=task.updated_at,
+            version=task.version,
         )
 
 

@@ -3,8 +3,11 @@
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import Executable
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-TASK_FIELDS = "id userId title description completed createdAt updatedAt"
+TASK_FIELDS = "id userId title description completed createdAt updatedAt version"
 
 
 async def create_task(
@@ -27,3 +30,17 @@ async def graphql(client: httpx.AsyncClient, query: str, **variables: Any) -> di
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+async def execute(app: FastAPI, statement: Executable) -> None:
+    """Run one statement on the app's own database, in its own transaction (test set-up only)."""
+    engine: AsyncEngine = app.state.engine
+    async with engine.begin() as connection:
+        await connection.execute(statement)
+
+
+async def fetch_all(app: FastAPI, statement: Executable) -> list[Any]:
+    """The rows one statement returns from the app's own database."""
+    engine: AsyncEngine = app.state.engine
+    async with engine.connect() as connection:
+        return list((await connection.execute(statement)).all())

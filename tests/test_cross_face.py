@@ -21,6 +21,7 @@ def as_rest(task: dict[str, object]) -> dict[str, object]:
         "completed": task["completed"],
         "created_at": task["createdAt"],
         "updated_at": task["updatedAt"],
+        "version": task["version"],
     }
 
 

@@ -128,6 +128,16 @@ class TestResponseMediaType:
 
 # --- document errors: 200 for application/json, 400 without data for the new type --------------
 
+# Variables that cannot be coerced are the caller's input at fault (BAD_USER_INPUT); every other
+# error here is about the document itself.
+VARIABLE_ERRORS = {"misses a variable", "has a variable of the wrong type"}
+
+
+def document_error_code(body: dict[str, Any]) -> str:
+    name = next(name for name, value in DOCUMENT_ERRORS.items() if value is body)
+    return "BAD_USER_INPUT" if name in VARIABLE_ERRORS else "GRAPHQL_VALIDATION_FAILED"
+
+
 DOCUMENT_ERRORS = {
     "does not parse": {"query": "{ tasks(userId: "},
     "is empty": {"query": ""},
@@ -151,7 +161,7 @@ class TestDocumentErrors:
         assert media_type(response) == JSON
         answer = response.json()
         assert answer["data"] is None, answer
-        assert [e["extensions"]["code"] for e in answer["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+        assert [e["extensions"]["code"] for e in answer["errors"]] == [document_error_code(body)]
 
     @pytest.mark.parametrize("body", DOCUMENT_ERRORS.values(), ids=DOCUMENT_ERRORS.keys())
     async def test_graphql_response_json_is_400_without_data(
@@ -159,7 +169,7 @@ class TestDocumentErrors:
     ) -> None:
         response = await post(client, body, accept=GRAPHQL_RESPONSE_JSON)
         assert_request_error(
-            response, 400, "GRAPHQL_VALIDATION_FAILED", answered_in=GRAPHQL_RESPONSE_JSON
+            response, 400, document_error_code(body), answered_in=GRAPHQL_RESPONSE_JSON
         )
 
     @pytest.mark.parametrize("accept", MEDIA_TYPES)

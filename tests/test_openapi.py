@@ -21,13 +21,28 @@ async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:
     return document
 
 
+CONDITIONAL = {
+    ("/api/{user_id}/tasks/{task_id}", "get"): {"304"},
+    ("/api/{user_id}/tasks/{task_id}", "put"): {"412"},
+    ("/api/{user_id}/tasks/{task_id}/complete", "patch"): {"412"},
+    ("/api/{user_id}/tasks/{task_id}", "delete"): {"412"},
+}
+WITH_A_BODY = {
+    ("/api/{user_id}/tasks", "post"),
+    ("/api/{user_id}/tasks/{task_id}", "put"),
+    ("/api/{user_id}/tasks/{task_id}/complete", "patch"),
+}
+
+
 async def test_every_route_documents_the_contract_errors(client: httpx.AsyncClient) -> None:
     paths = (await openapi(client))["paths"]
     for (path, method), success in TASK_ROUTES.items():
         responses = paths[path][method]["responses"]
+        conditional = CONDITIONAL.get((path, method), set())
         expected = {success, "400", "500", "503"} | ({"404"} if "{task_id}" in path else set())
-        expected |= {"413"} if method in {"post", "put", "patch"} else set()
-        assert set(responses) == expected, (path, method)
+        if (path, method) in WITH_A_BODY:
+            expected.add("413")
+        assert set(responses) == expected | conditional, (path, method)
         for status in expected - {success}:
             schema = responses[status]["content"]["application/problem+json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/Problem"}
@@ -55,3 +70,36 @@ async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+class TestConditionalRequests:
+    async def test_single_task_answers_document_the_etag(self, client: httpx.AsyncClient) -> None:
+        paths = (await openapi(client))["paths"]
+        for path, method, status in [
+            ("/api/{user_id}/tasks", "post", "201"),
+            ("/api/{user_id}/tasks/{task_id}", "get", "200"),
+            ("/api/{user_id}/tasks/{task_id}", "get", "304"),
+            ("/api/{user_id}/tasks/{task_id}", "put", "200"),
+            ("/api/{user_id}/tasks/{task_id}/complete", "patch", "200"),
+        ]:
+            assert "ETag" in paths[path][method]["responses"][status]["headers"], (path, method)
+
+    async def test_writes_document_if_match_and_412(self, client: httpx.AsyncClient) -> None:
+        paths = (await openapi(client))["paths"]
+        for (path, method), statuses in CONDITIONAL.items():
+            header = "If-None-Match" if "304" in statuses else "If-Match"
+            names = {p["name"] for p in paths[path][method]["parameters"] if p["in"] == "header"}
+            assert header in names, (path, method)
+            if "412" in statuses:
+                problem = paths[path][method]["responses"]["412"]["content"]
+                assert problem["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"
+                }
+
+    async def test_304_has_no_body(self, client: httpx.AsyncClient) -> None:
+        get = (await openapi(client))["paths"]["/api/{user_id}/tasks/{task_id}"]["get"]
+        assert "content" not in get["responses"]["304"]
+
+    async def test_create_documents_the_idempotency_key(self, client: httpx.AsyncClient) -> None:
+        post = (await openapi(client))["paths"]["/api/{user_id}/tasks"]["post"]
+        assert "Idempotency-Key" in {p["name"] for p in post["parameters"] if p["in"] == "header"}

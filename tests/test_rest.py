@@ -9,7 +9,16 @@ import pytest
 
 from tests.factories import create_task
 
-TASK_KEYS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
+TASK_KEYS = {
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "created_at",
+    "updated_at",
+    "version",
+}
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
 
