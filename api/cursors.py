@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import errors
-from api.models import Task, TaskOrder, TaskOrderField
+from api.models import TaskOrder, TaskOrderField, TaskRecord
 
 FORMAT_VERSION = 1
 
@@ -34,7 +34,7 @@ class Boundary:
     task_id: UUID
 
 
-def sort_key(task: Task, field: TaskOrderField) -> datetime | str:
+def sort_key(task: TaskRecord, field: TaskOrderField) -> datetime | str:
     value: datetime | str = getattr(task, field.value)
     return value
 
@@ -71,7 +71,7 @@ class CursorCodec:
         return hmac.new(key, message, hashlib.sha256).digest()[:16]
 
     async def encode(
-        self, session: AsyncSession, user_id: str, order: TaskOrder, task: Task
+        self, session: AsyncSession, user_id: str, order: TaskOrder, task: TaskRecord
     ) -> str:
         key = sort_key(task, order.field)
         fields: list[Any] = [

@@ -8,14 +8,14 @@ to happen only if nobody changed the task since it read it.
 import re
 from uuid import UUID
 
-from api.models import Task
+from api.models import TaskRecord
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; anything between the tags is ignored.
 _ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
 _OPAQUE_TAG = re.compile(r"([0-9a-fA-F-]{32,36})\.([0-9]{1,18})")
 
 
-def etag(task: Task) -> str:
+def etag(task: TaskRecord) -> str:
     return f'"{task.id}.{task.version}"'
 
 
@@ -55,7 +55,7 @@ def expected_versions(if_match: str | None, task_id: str) -> frozenset[int] | No
     return frozenset(version for version in versions if version is not None)
 
 
-def none_match(if_none_match: str | None, task: Task) -> bool:
+def none_match(if_none_match: str | None, task: TaskRecord) -> bool:
     """True when If-None-Match names the task's current ETag (weak comparison) or is `*`."""
     if if_none_match is None:
         return False

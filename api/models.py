@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -101,6 +101,30 @@ class Task(SQLModel, table=True):
     version: int = Field(
         default=1, sa_column=Column(Integer, nullable=False, server_default=text("1"))
     )
+
+
+class TaskRecord(Protocol):
+    """A stored task as the service returns it: a `Task`, or a row read with the table's columns.
+
+    Reads return plain rows (cheaper than ORM objects); both answer the same attribute names.
+    """
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def completed(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def version(self) -> int: ...
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -16,7 +16,6 @@ from api.models import (
     LIST_LIMIT_MAX,
     USER_ID_MAX,
     OrderDirection,
-    Task,
     TaskCompletion,
     TaskCreate,
     TaskFilter,
@@ -24,6 +23,7 @@ from api.models import (
     TaskOrder,
     TaskOrderField,
     TaskRead,
+    TaskRecord,
     TaskUpdate,
 )
 
@@ -101,11 +101,11 @@ router = APIRouter(
 )
 
 
-def _read(task: Task) -> TaskRead:
+def _read(task: TaskRecord) -> TaskRead:
     return TaskRead.model_validate(task, from_attributes=True)
 
 
-def _one(task: Task, response: Response) -> TaskRead:
+def _one(task: TaskRecord, response: Response) -> TaskRead:
     response.headers["ETag"] = etags.etag(task)
     return _read(task)
 

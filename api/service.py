@@ -12,7 +12,7 @@ fail only because their pooled connection had died are retried once; writes neve
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from uuid import UUID
@@ -20,11 +20,13 @@ from uuid import UUID
 import pydantic
 from sqlalchemy import (
     ColumnElement,
-    String,
+    Select,
+    bindparam,
     case,
     delete,
     false,
     func,
+    insert,
     literal,
     or_,
     text,
@@ -32,9 +34,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from api import errors, idempotency
 from api.cursors import Boundary, CursorCodec
@@ -45,8 +47,8 @@ from api.models import (
     TaskCreate,
     TaskFilter,
     TaskListQuery,
-    TaskOrder,
     TaskOrderField,
+    TaskRecord,
     TaskUpdate,
     UserId,
 )
@@ -142,13 +144,6 @@ def _versions(expected_version: ExpectedVersion) -> frozenset[int] | None:
     return frozenset(expected_version)
 
 
-async def _get_owned(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
-    task = (await session.exec(select(Task).where(*_owned(user_id, task_id)))).first()
-    if task is None:
-        raise errors.NotFoundError()
-    return task
-
-
 async def _missing_or_stale(session: AsyncSession, user_id: str, task_id: str | UUID) -> NoReturn:
     """Explain a guarded write that matched no row: the task is gone, or at another version."""
     found = (await session.exec(select(Task.id).where(*_owned(user_id, task_id)))).first()
@@ -159,7 +154,7 @@ async def _missing_or_stale(session: AsyncSession, user_id: str, task_id: str | 
 class TaskPage:
     """A list of tasks in the order asked for; `cursors` is filled for paged lists only."""
 
-    tasks: Sequence[Task]
+    tasks: Sequence[TaskRecord]
     cursors: Sequence[str] = ()
     has_next_page: bool = False
     has_previous_page: bool = False
@@ -175,59 +170,124 @@ def _cursor_codec(session: AsyncSession) -> CursorCodec:
     return codec
 
 
-def _filtered(user_id: str, filter: TaskFilter) -> SelectOfScalar[Task]:
-    statement = select(Task).where(col(Task.user_id) == user_id)
-    if filter.completed is not None:
-        statement = statement.where(col(Task.completed) == filter.completed)
-    if filter.search:
+# The table's Core columns: lists and lookups read plain rows, without the ORM's per-object cost
+# (identity map, instrumentation); a row reads like a task (`row.title`), see models.TaskRecord.
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_COLUMNS = tuple(_TASKS.c)
+_INSERT = insert(_TASKS)
+
+
+def _search_pattern(search: str) -> str:
+    """`search` for `icontains(..., escape="/")`: its `%`, `_` and `/` match themselves."""
+    return search.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _filtered(statement: Select[Any], *, completed: bool, search: bool) -> Select[Any]:
+    statement = statement.where(_TASKS.c.user_id == bindparam("user_id"))
+    if completed:
+        statement = statement.where(_TASKS.c.completed == bindparam("completed"))
+    if search:
         statement = statement.where(
             or_(
-                col(Task.title).icontains(filter.search, autoescape=True),
-                col(Task.description).icontains(filter.search, autoescape=True),
+                _TASKS.c.title.icontains(bindparam("search"), escape="/"),
+                _TASKS.c.description.icontains(bindparam("search"), escape="/"),
             )
         )
     return statement
 
 
-def _beyond(order: TaskOrder, boundary: Boundary, *, forward: bool) -> ColumnElement[bool]:
-    """Tasks after `boundary` in reading order (`forward`), or before it."""
-    row = tuple_(getattr(Task, order.field.value), col(Task.id))
-    ascending = (order.direction is OrderDirection.ASC) == forward
-    bound = tuple_(literal(boundary.key, _KEY_TYPES[order.field]), literal(boundary.task_id))
-    return row > bound if ascending else row < bound
+def _filter_values(user_id: str, filter: TaskFilter) -> dict[str, Any]:
+    values: dict[str, Any] = {"user_id": user_id}
+    if filter.completed is not None:
+        values["completed"] = filter.completed
+    if filter.search:
+        values["search"] = _search_pattern(filter.search)
+    return values
 
 
-_KEY_TYPES = {
-    TaskOrderField.CREATED_AT: UTCDateTime(),
-    TaskOrderField.UPDATED_AT: UTCDateTime(),
-    TaskOrderField.TITLE: String(),
-}
+@functools.cache
+def _list_select(
+    field: TaskOrderField,
+    direction: OrderDirection,
+    *,
+    completed: bool,
+    search: bool,
+    after: bool,
+    before: bool,
+    backward: bool,
+    limited: bool,
+) -> Select[Any]:
+    """The list SELECT of one shape, built once: every value in it is a bound parameter.
 
-
-def _ordered(
-    statement: SelectOfScalar[Task], order: TaskOrder, *, reverse: bool
-) -> SelectOfScalar[Task]:
-    key, task_id = getattr(Task, order.field.value), col(Task.id)
-    descending = (order.direction is OrderDirection.DESC) != reverse
-    if descending:
-        return statement.order_by(key.desc(), task_id.desc())
-    return statement.order_by(key.asc(), task_id.asc())
+    Keyset pagination: `after`/`before` compare (sort key, id) with the boundary task's, the
+    order is read backward when `last` is given, and the limit is one more than the page so the
+    extra row tells whether another page follows.
+    """
+    key, task_id = _TASKS.c[field.value], _TASKS.c.id
+    statement = _filtered(select(*_COLUMNS), completed=completed, search=search)
+    for name, present, forward in (("after", after, True), ("before", before, False)):
+        if not present:
+            continue
+        row = tuple_(key, task_id)
+        bound = tuple_(
+            bindparam(f"{name}_key", type_=key.type), bindparam(f"{name}_id", type_=task_id.type)
+        )
+        ascending = (direction is OrderDirection.ASC) == forward
+        statement = statement.where(row > bound if ascending else row < bound)
+    if (direction is OrderDirection.DESC) != backward:
+        statement = statement.order_by(key.desc(), task_id.desc())
+    else:
+        statement = statement.order_by(key.asc(), task_id.asc())
+    if limited:
+        statement = statement.limit(bindparam("limit"))
+    return statement
 
 
 def list_statement(
     user_id: str, query: TaskListQuery, after: Boundary | None, before: Boundary | None
-) -> SelectOfScalar[Task]:
-    """The one SELECT a list page costs (read backward when `last` is given)."""
-    statement = _filtered(user_id, query.filter)
-    if after is not None:
-        statement = statement.where(_beyond(query.order, after, forward=True))
-    if before is not None:
-        statement = statement.where(_beyond(query.order, before, forward=False))
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The one SELECT a list page costs, and its parameter values."""
     size = query.last if query.last is not None else query.first
-    statement = _ordered(statement, query.order, reverse=query.last is not None)
+    statement = _list_select(
+        query.order.field,
+        query.order.direction,
+        completed=query.filter.completed is not None,
+        search=bool(query.filter.search),
+        after=after is not None,
+        before=before is not None,
+        backward=query.last is not None,
+        limited=size is not None,
+    )
+    values = _filter_values(user_id, query.filter)
+    for name, boundary in (("after", after), ("before", before)):
+        if boundary is not None:
+            values[f"{name}_key"], values[f"{name}_id"] = boundary.key, boundary.task_id
     if size is not None:
-        statement = statement.limit(size + 1)  # one more tells whether another page follows
-    return statement
+        values["limit"] = size + 1
+    return statement, values
+
+
+@contextlib.asynccontextmanager
+async def _single_statements(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
+    """The session's connection in autocommit: each statement is its own transaction.
+
+    For calls whose statements are each complete by themselves (a SELECT, a plain INSERT): it
+    saves the BEGIN and COMMIT/ROLLBACK round trips, two of three for a one-statement call. A
+    transaction the caller left open (the service never does) is joined instead, and ended with
+    the call, as every service call ends its own.
+    """
+    if session.in_transaction():
+        connection = await session.connection()
+    else:
+        connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        yield connection
+    except BaseException:
+        await session.rollback()
+        raise
+    # In autocommit this ends nothing on the server; it hands the connection back, so the
+    # session's next call starts afresh in the mode it needs.
+    await session.commit()
 
 
 @_service_call
@@ -243,23 +303,25 @@ async def list_tasks(
     user_id = validate_user_id(user_id)
     query = query or TaskListQuery()
     codec = _cursor_codec(session)
-    after = before = None
-    if query.after is not None:
-        after = await codec.decode(session, user_id, query.order, query.after)
-    if query.before is not None:
-        before = await codec.decode(session, user_id, query.order, query.before)
-    statement = list_statement(user_id, query, after, before)
-    tasks = list((await session.exec(statement)).all())
-    size = query.last if query.last is not None else query.first
-    if size is None:
-        return TaskPage(tasks=tasks)
+    async with _single_statements(session) as connection:
+        after = before = None
+        if query.after is not None:
+            after = await codec.decode(session, user_id, query.order, query.after)
+        if query.before is not None:
+            before = await codec.decode(session, user_id, query.order, query.before)
+        statement, values = list_statement(user_id, query, after, before)
+        tasks: list[TaskRecord] = list((await connection.execute(statement, values)).all())
+        size = query.last if query.last is not None else query.first
+        if size is None:
+            return TaskPage(tasks=tasks)
 
-    backward = query.last is not None
-    more = len(tasks) > size
-    tasks = tasks[:size]
-    if backward:
-        tasks.reverse()
-    cursors = [await codec.encode(session, user_id, query.order, task) for task in tasks]
+        backward = query.last is not None
+        more = len(tasks) > size
+        tasks = tasks[:size]
+        if backward:
+            tasks.reverse()
+        # Inside the block: the first encode may read the cursor key on this connection.
+        cursors = [await codec.encode(session, user_id, query.order, task) for task in tasks]
     return TaskPage(
         tasks=tasks,
         cursors=cursors,
@@ -272,16 +334,34 @@ async def list_tasks(
 @_retried_read
 async def count_tasks(session: AsyncSession, user_id: str, filter: TaskFilter) -> int:
     """How many of the user's tasks match `filter`."""
-    matching = _filtered(validate_user_id(user_id), filter).subquery()
-    statement = select(func.count()).select_from(matching)
-    return int((await session.exec(statement)).one())
+    statement = _count_select(completed=filter.completed is not None, search=bool(filter.search))
+    async with _single_statements(session) as connection:
+        result = await connection.execute(
+            statement, _filter_values(validate_user_id(user_id), filter)
+        )
+        return int(result.scalar_one())
+
+
+@functools.cache
+def _count_select(*, completed: bool, search: bool) -> Select[Any]:
+    return _filtered(select(func.count()).select_from(_TASKS), completed=completed, search=search)
 
 
 @_service_call
 @_retried_read
-async def get_task(session: AsyncSession, user_id: str, task_id: str | UUID) -> Task:
+async def get_task(session: AsyncSession, user_id: str, task_id: str | UUID) -> TaskRecord:
     """The user's task, or NotFoundError."""
-    return await _get_owned(session, user_id, task_id)
+    owned = {"user_id": validate_user_id(user_id), "task_id": parse_task_id(task_id)}
+    async with _single_statements(session) as connection:
+        task: TaskRecord | None = (await connection.execute(_GET, owned)).first()
+    if task is None:
+        raise errors.NotFoundError()
+    return task
+
+
+_GET = select(*_COLUMNS).where(
+    _TASKS.c.user_id == bindparam("user_id"), _TASKS.c.id == bindparam("task_id")
+)
 
 
 def _new_task(user_id: str, data: TaskCreate) -> Task:
@@ -310,8 +390,9 @@ async def create_task(
     owner = validate_user_id(user_id)
     if idempotency_key is None:
         task = _new_task(owner, data)
-        session.add(task)
-        await session.commit()
+        # One INSERT, a transaction by itself: one round trip instead of BEGIN, INSERT, COMMIT.
+        async with _single_statements(session) as connection:
+            await connection.execute(_INSERT, task.model_dump())
         return task
     key = idempotency.validate_key(idempotency_key)
     task = await idempotency.create_once(session, owner, key, data, lambda: _new_task(owner, data))

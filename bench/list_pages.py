@@ -113,8 +113,8 @@ async def explain(order: TaskOrder, cursor: str | None) -> str:
         codec = await cursor_codec()
         after = await codec.decode(None, USER, order, cursor)  # type: ignore[arg-type]
     query = TaskListQuery(order=order, first=PAGE)
-    statement = service.list_statement(USER, query, after, None)
-    compiled = statement.compile(
+    statement, values = service.list_statement(USER, query, after, None)
+    compiled = statement.params(values).compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
     )
     connection = await asyncpg.connect(database_url(DATABASE))

@@ -17,6 +17,7 @@ from strawberry.types import ExecutionContext
 
 from api.config import Settings
 from graphql_schema.errors import ErrorCodes
+from graphql_schema.execution import PlainFieldsExecutionContext
 from graphql_schema.limits import QueryTextLimit, factory, shape_rule
 from graphql_schema.mutations import Mutation
 from graphql_schema.permissions import OperationOwner
@@ -52,7 +53,12 @@ def build_schema(settings: Settings) -> TaskSchema:
         extensions.append(DisableIntrospection)
     # The cache is keyed by the rules, so the one rule list made here serves every request.
     extensions += [OperationOwner, ErrorCodes, lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE)]
-    return TaskSchema(query=Query, mutation=Mutation, extensions=extensions)  # type: ignore[arg-type]
+    return TaskSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,  # type: ignore[arg-type]
+        execution_context_class=PlainFieldsExecutionContext,
+    )
 
 
 schema = build_schema(Settings.model_construct())

@@ -23,7 +23,7 @@ class Task:
     )
 
     @classmethod
-    def from_model(cls, task: models.Task) -> "Task":
+    def from_model(cls, task: models.TaskRecord) -> "Task":
         return cls(
             id=strawberry.ID(str(task.id)),
             user_id=task.user_id,

@@ -96,7 +96,8 @@ class TestRestFilters:
         assert [task["id"] for task in listed] == [in_title["id"], in_description["id"]]
 
     @pytest.mark.parametrize(
-        ("search", "match"), [("%", "100% done"), ("_", "a_b"), ("\\", "c\\d")]
+        ("search", "match"),
+        [("%", "100% done"), ("_", "a_b"), ("\\", "c\\d"), ("/", "e/f"), ("/%", "g/%h")],
     )
     async def test_wildcards_match_themselves(
         self, client: httpx.AsyncClient, search: str, match: str

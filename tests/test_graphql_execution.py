@@ -1,0 +1,163 @@
+"""The executor's plain-field fast path answers exactly as graphql-core does.
+
+graphql_schema.execution completes objects whose selected fields are all plain attributes in one
+loop. These tests run the same documents through a small schema with that executor and with
+Strawberry's own, and compare the whole answer (data and errors), including the cases the fast
+path must hand back: nulls in non-null fields, values a scalar refuses, fields with resolvers or
+permissions. The service's own schema is exercised through the app in test_graphql and test_lists.
+"""
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.permission import BasePermission
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from graphql_schema.execution import PlainFieldsExecutionContext
+from graphql_schema.schema import schema as task_schema
+
+
+@strawberry.enum
+class Kind(enum.Enum):
+    CHORE = "chore"
+    ERRAND = "errand"
+
+
+class Refuse(BasePermission):
+    message = "refused"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
+
+
+@strawberry.type
+class Item:
+    id: strawberry.ID
+    name: str
+    note: str | None
+    count: int
+    kind: Kind
+    when: datetime
+    secret: str = strawberry.field(default="hidden", permission_classes=[Refuse])
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+
+def _item(number: int, **overrides: Any) -> Item:
+    values: dict[str, Any] = {
+        "id": strawberry.ID(f"item-{number}"),
+        "name": f"name {number}",
+        "note": None if number % 2 else f"note {number}",
+        "count": number,
+        "kind": Kind.CHORE if number % 2 else Kind.ERRAND,
+        "when": datetime(2026, 1, number, 12, 30, tzinfo=UTC),
+    }
+    return Item(**{**values, **overrides})
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [_item(number) for number in range(1, 6)]
+
+    @strawberry.field
+    def with_null_name(self) -> list[Item]:
+        # A non-null field holding None: graphql-core's error, and the null bubbles to the item.
+        return [_item(1), _item(2, name=None)]
+
+    @strawberry.field
+    def with_bad_count(self) -> list[Item] | None:
+        # A value the Int scalar refuses.
+        return [_item(1, count="many")]
+
+    @strawberry.field
+    async def later(self) -> list[Item]:
+        return [_item(3), _item(4)]
+
+
+def _schema(execution_context_class: type) -> strawberry.Schema:
+    return strawberry.Schema(query=Query, execution_context_class=execution_context_class)
+
+
+FAST = _schema(PlainFieldsExecutionContext)
+STOCK = _schema(StrawberryGraphQLCoreExecutionContext)
+
+DOCUMENTS = {
+    "every plain field": "{ items { id name note count kind when } }",
+    "typename and aliases": "{ items { __typename key: id n: name again: name } }",
+    "fragments": """
+        query { items { ...Core ... on Item { kind } } }
+        fragment Core on Item { id note when }
+    """,
+    "skip and include": """
+        query ($on: Boolean!) { items { id name @skip(if: $on) count @include(if: $on) } }
+    """,
+    "resolver field mixed in": "{ items { id shout } }",
+    "permission field mixed in": "{ items { id secret } }",
+    "null in non-null field": "{ withNullName { id name } }",
+    "value the scalar refuses": "{ withBadCount { id count } }",
+    "async list": "{ later { id name when } }",
+    "list twice": "{ a: items { id } b: items { name } }",
+}
+
+
+def _answer(result: Any) -> dict[str, Any]:
+    errors = [error.formatted for error in result.errors or []]
+    return {"data": result.data, "errors": sorted(errors, key=repr)}
+
+
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+async def test_answers_as_graphql_core_does(name: str) -> None:
+    document, variables = DOCUMENTS[name], {"on": True}
+    fast = await FAST.execute(document, variable_values=variables)
+    stock = await STOCK.execute(document, variable_values=variables)
+    assert _answer(fast) == _answer(stock)
+
+
+async def test_plain_fields_are_read_and_serialized() -> None:
+    result = await FAST.execute("{ items { __typename id note kind when } }")
+    assert result.errors is None
+    assert result.data is not None
+    assert result.data["items"][:2] == [
+        {
+            "__typename": "Item",
+            "id": "item-1",
+            "note": None,
+            "kind": "CHORE",
+            "when": "2026-01-01T12:30:00+00:00",
+        },
+        {
+            "__typename": "Item",
+            "id": "item-2",
+            "note": "note 2",
+            "kind": "ERRAND",
+            "when": "2026-01-02T12:30:00+00:00",
+        },
+    ]
+
+
+async def test_fields_with_permissions_or_resolvers_are_not_bypassed() -> None:
+    result = await FAST.execute("{ items { id secret shout } }")
+    assert result.data is None or all(item is None for item in result.data["items"])
+    assert result.errors is not None
+    assert {error.message for error in result.errors} == {"refused"}
+
+    result = await FAST.execute("{ items { shout } }")
+    assert result.data == {"items": [{"shout": f"NAME {number}"} for number in range(1, 6)]}
+
+
+async def test_a_null_in_a_non_null_field_is_graphql_cores_error() -> None:
+    result = await FAST.execute("{ withNullName { id name } }")
+    assert result.errors is not None
+    assert result.errors[0].message == "Cannot return null for non-nullable field Item.name."
+    assert result.errors[0].path == ["withNullName", 1, "name"]
+
+
+def test_the_service_schema_uses_the_fast_executor() -> None:
+    assert task_schema.execution_context_class is PlainFieldsExecutionContext
