@@ -19,6 +19,7 @@ Strawberry parses, validates and executes; this router makes the transport follo
 A browser's GET with no `query` (it asks for text/html) gets GraphiQL instead (api/explorer.py).
 """
 
+import functools
 import json
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -200,16 +201,21 @@ def _names_no_operation_among_several(request_data: GraphQLRequestData) -> bool:
     """GraphQL's GetOperation(): several operations and no operationName is a request error.
 
     Strawberry would run the first one; the spec says the caller must choose. Only requests
-    without an operationName pay for this extra parse.
+    without an operationName need to know, and clients send the same few documents again and
+    again, so the count is kept per document text.
     """
     if request_data.operation_name is not None or not request_data.query:
         return False
+    return _operation_count(request_data.query) > 1
+
+
+@functools.lru_cache(maxsize=256)
+def _operation_count(query: str) -> int:
     try:
-        document = parse(request_data.query, no_location=True)
+        document = parse(query, no_location=True)
     except GraphQLError:
-        return False  # Strawberry reports the syntax error itself
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    return len(operations) > 1
+        return 0  # Strawberry reports the syntax error itself
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
 
 
 def _document_error(message: str) -> ExecutionResult:
