@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import errors
 from api.models import TaskOrder, TaskOrderField, TaskRecord
@@ -57,9 +57,8 @@ class CursorCodec:
     def __init__(self, secret: str | None = None) -> None:
         self._key: bytes | None = secret.encode() if secret else None
 
-    async def _get_key(self, session: AsyncSession) -> bytes:
+    async def _get_key(self, connection: AsyncConnection) -> bytes:
         if self._key is None:
-            connection = await session.connection()
             row = await connection.execute(
                 text("SELECT value FROM service_secrets WHERE name = 'cursor_key'")
             )
@@ -71,7 +70,7 @@ class CursorCodec:
         return hmac.new(key, message, hashlib.sha256).digest()[:16]
 
     async def encode(
-        self, session: AsyncSession, user_id: str, order: TaskOrder, task: TaskRecord
+        self, connection: AsyncConnection, user_id: str, order: TaskOrder, task: TaskRecord
     ) -> str:
         key = sort_key(task, order.field)
         fields: list[Any] = [
@@ -81,18 +80,18 @@ class CursorCodec:
             str(task.id),
         ]
         payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
-        mac = self._mac(await self._get_key(session), user_id, payload)
+        mac = self._mac(await self._get_key(connection), user_id, payload)
         return f"{_b64encode(payload)}.{_b64encode(mac)}"
 
     async def decode(
-        self, session: AsyncSession, user_id: str, order: TaskOrder, cursor: str
+        self, connection: AsyncConnection, user_id: str, order: TaskOrder, cursor: str
     ) -> Boundary:
         try:
             payload_text, mac_text = cursor.split(".")
             payload, mac = _b64decode(payload_text), _b64decode(mac_text)
         except (ValueError, binascii.Error):
             raise _invalid() from None
-        expected = self._mac(await self._get_key(session), user_id, payload)
+        expected = self._mac(await self._get_key(connection), user_id, payload)
         if not hmac.compare_digest(mac, expected):
             raise _invalid()
         try:

@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -269,25 +269,28 @@ def list_statement(
 
 @contextlib.asynccontextmanager
 async def _single_statements(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
-    """The session's connection in autocommit: each statement is its own transaction.
+    """A connection in autocommit, for calls whose statements are each complete by themselves.
 
-    For calls whose statements are each complete by themselves (a SELECT, a plain INSERT): it
-    saves the BEGIN and COMMIT/ROLLBACK round trips, two of three for a one-statement call. A
-    transaction the caller left open (the service never does) is joined instead, and ended with
-    the call, as every service call ends its own.
+    A SELECT or a plain INSERT is a transaction by itself: running it in autocommit saves the
+    BEGIN and COMMIT/ROLLBACK round trips (two of three for a one-statement call), and taking the
+    connection from the session's engine directly saves the ORM session's transaction
+    bookkeeping. The session holds no connection meanwhile, so a request still uses one at a
+    time. A transaction the caller left open (the service never does) is joined instead, and
+    ended with the call, as every service call ends its own.
     """
     if session.in_transaction():
         connection = await session.connection()
-    else:
-        connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    try:
-        yield connection
-    except BaseException:
-        await session.rollback()
-        raise
-    # In autocommit this ends nothing on the server; it hands the connection back, so the
-    # session's next call starts afresh in the mode it needs.
-    await session.commit()
+        try:
+            yield connection
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+        return
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @_service_call
@@ -306,9 +309,9 @@ async def list_tasks(
     async with _single_statements(session) as connection:
         after = before = None
         if query.after is not None:
-            after = await codec.decode(session, user_id, query.order, query.after)
+            after = await codec.decode(connection, user_id, query.order, query.after)
         if query.before is not None:
-            before = await codec.decode(session, user_id, query.order, query.before)
+            before = await codec.decode(connection, user_id, query.order, query.before)
         statement, values = list_statement(user_id, query, after, before)
         tasks: list[TaskRecord] = list((await connection.execute(statement, values)).all())
         size = query.last if query.last is not None else query.first
@@ -321,7 +324,7 @@ async def list_tasks(
         if backward:
             tasks.reverse()
         # Inside the block: the first encode may read the cursor key on this connection.
-        cursors = [await codec.encode(session, user_id, query.order, task) for task in tasks]
+        cursors = [await codec.encode(connection, user_id, query.order, task) for task in tasks]
     return TaskPage(
         tasks=tasks,
         cursors=cursors,
