@@ -260,6 +260,11 @@ class TestSettings:
         assert "s3cret-pw" not in repr(settings)
         assert "s3cret-pw" not in str(settings)
 
+    def test_pool_does_not_overflow_by_default(self) -> None:
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+
+        assert (settings.db_pool_size, settings.db_max_overflow) == (10, 0)
+
     def test_ping_after_idle_env_var_is_read(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TASK_API_DB_PING_AFTER_IDLE", "0")
 
