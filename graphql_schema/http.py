@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response
 from graphql import GraphQLError, OperationDefinitionNode, parse
@@ -285,6 +286,15 @@ class GraphQLOverHTTPRouter(GraphQLRouter[Any, None]):
             return error_response(exc, media_type)
         except HTTPException as exc:
             return error_response(_from_strawberry(exc), media_type)
+
+    def encode_json(self, data: object) -> bytes:
+        """Every GraphQL answer's JSON: orjson's, several times faster than the stdlib's."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            # What orjson refuses and the stdlib escapes: a lone surrogate echoed back from the
+            # caller's request (e.g. in an error message), an integer past 64 bits.
+            return json.dumps(data, separators=(",", ":")).encode()
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         return (

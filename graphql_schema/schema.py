@@ -4,12 +4,16 @@
 the module-level `schema` has the default limits and is what the SDL file is made from.
 """
 
+import contextlib
+from collections.abc import Iterator
+
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaxTokensLimiter,
+    ParserCache,
     SchemaExtension,
     ValidationCache,
 )
@@ -33,10 +37,29 @@ class TaskSchema(Schema):
         return None
 
 
-# Validating a document costs more than running it, and clients send the same few documents
-# again and again. Bounded, so unique documents cannot grow memory. (Strawberry's ParserCache is
-# left out: it raises syntax errors past the ErrorCodes extension, leaving them without a code.)
+# Parsing and validating a document cost more than running it, and clients send the same few
+# documents again and again. Bounded, so unique documents cannot grow memory.
 DOCUMENT_CACHE_SIZE = 256
+
+
+class SuccessfulParseCache(ParserCache):
+    """Strawberry's ParserCache, except that a document that does not parse is left to Strawberry.
+
+    ParserCache parses in `on_parse` itself, so a syntax error escapes the parsing step and skips
+    the ErrorCodes extension (no `extensions.code`). Here a failed parse leaves no document, and
+    Strawberry parses again where its errors become the result ErrorCodes rewrites. The LRU cache
+    keeps only successful parses, keyed by the text and the parse options (the token limit), so
+    a document over the limit is refused on every send.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        # Whatever fails here is reported by Strawberry's own parse, just after.
+        with contextlib.suppress(Exception):
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        yield
 
 
 def build_schema(settings: Settings) -> TaskSchema:
@@ -51,8 +74,13 @@ def build_schema(settings: Settings) -> TaskSchema:
     ]
     if not settings.graphql_introspection:
         extensions.append(DisableIntrospection)
-    # The cache is keyed by the rules, so the one rule list made here serves every request.
-    extensions += [OperationOwner, ErrorCodes, lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE)]
+    extensions += [
+        OperationOwner,
+        ErrorCodes,
+        lambda: SuccessfulParseCache(maxsize=DOCUMENT_CACHE_SIZE),
+        # Keyed by the rules, so the one rule list made above serves every request.
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+    ]
     return TaskSchema(
         query=Query,
         mutation=Mutation,

@@ -20,6 +20,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from api.main import create_app
@@ -444,3 +445,24 @@ class TestHealth:
 
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
+
+
+class TestPingAfterIdle:
+    async def test_live_connection_is_pinged_and_kept(self, database_url: str) -> None:
+        app = create_app(make_settings(database_url, db_ping_after_idle=0))
+        opened: list[object] = []
+
+        async with running(app) as client:
+            task = await create_task(client, "alice", "first")
+            # From here on the pool reuses its connection: a failed ping would open another.
+            event.listen(app.state.engine.sync_engine, "connect", lambda *args: opened.append(args))
+            async with asyncio.timeout(BOUND):
+                listing = await client.get("/api/alice/tasks")
+                second = await create_task(client, "alice", "second")
+                body = await graphql(client, TASKS_QUERY, userId="alice")
+                health = await client.get("/health")
+
+        assert listing.json() == [task]
+        assert [item["id"] for item in body["data"]["tasks"]] == [task["id"], second["id"]]
+        assert health.json() == {"status": "ok"}
+        assert opened == []

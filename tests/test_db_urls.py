@@ -5,6 +5,7 @@ translated into what SQLAlchemy's asyncpg dialect accepts, and that no password 
 """
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from api.config import DEFAULT_DATABASE_URL, Settings
@@ -258,3 +259,21 @@ class TestSettings:
 
         assert "s3cret-pw" not in repr(settings)
         assert "s3cret-pw" not in str(settings)
+
+    def test_pool_does_not_overflow_by_default(self) -> None:
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+
+        assert (settings.db_pool_size, settings.db_max_overflow) == (10, 0)
+
+    def test_ping_after_idle_env_var_is_read(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TASK_API_DB_PING_AFTER_IDLE", "0")
+
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+
+        assert settings.db_ping_after_idle == 0
+
+    def test_negative_ping_after_idle_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TASK_API_DB_PING_AFTER_IDLE", "-1")
+
+        with pytest.raises(ValidationError, match="db_ping_after_idle"):
+            Settings(_env_file=None)  # type: ignore[call-arg]

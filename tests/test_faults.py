@@ -1,5 +1,8 @@
 """Database faults on PostgreSQL: killed connections cost only the requests in flight.
 
+(And a write that meets a connection killed within `db_ping_after_idle` of its last use: see
+TestPingAfterIdle.)
+
 Connections are killed with pg_terminate_backend from a separate connection to the scratch
 database, which is what a database restart or failover does to a pool. The app runs in-process
 (httpx ASGITransport) and is never restarted between a fault and the requests after it.
@@ -7,6 +10,7 @@ database, which is what a database restart or failover does to a pool. The app r
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +132,7 @@ class TestReadRetry:
     ) -> None:
         task = await create_task(pg_client)
         async with pg_app.state.sessionmaker() as session:
-            # The session now holds a connection, past the pool's pre-ping.
+            # The session now holds a connection, past any check the pool makes on checkout.
             await session.exec(select(Task.id).limit(1))
             assert await kill_app_connections(admin) == 1
             listed = await service.list_tasks(session, "alice")
@@ -164,6 +168,62 @@ class TestReadRetry:
         response = await read
         assert response.status_code == 200
         assert response.json() == task
+
+
+@contextlib.asynccontextmanager
+async def app_client(postgres_url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app on a fresh schema, with the given settings."""
+    await reset_postgres(postgres_url)
+    application = create_app(make_settings(postgres_url, **overrides))
+    async with LifespanManager(application), client_for(application) as client:
+        yield client
+
+
+@pytest.fixture
+async def outsider(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection outside any app's pool, which kills the app's connections."""
+    connection = await _connect(postgres_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+class TestPingAfterIdle:
+    """A pooled connection is pinged on checkout only after `db_ping_after_idle` seconds idle.
+
+    Writes are never retried, so whether a write after a kill succeeds shows whether the pool
+    checked the idle connection before handing it out.
+    """
+
+    async def test_connection_killed_while_idle_is_replaced_on_the_next_request(
+        self, postgres_url: str, outsider: asyncpg.Connection
+    ) -> None:
+        async with app_client(postgres_url, db_ping_after_idle=0) as client:
+            await create_task(client, title="before")
+            assert await kill_app_connections(outsider) == 1
+
+            response = await client.post("/api/alice/tasks", json={"title": "after"})
+
+            assert response.status_code == 201, response.text
+            listing = await client.get("/api/alice/tasks")
+        assert [task["title"] for task in listing.json()] == ["before", "after"]
+
+    async def test_recently_used_connection_is_not_pinged(
+        self, postgres_url: str, outsider: asyncpg.Connection
+    ) -> None:
+        # The saved round trip has this price: a connection killed moments after its last use
+        # fails the write that meets it; the pool is then renewed and the next write succeeds.
+        async with app_client(postgres_url, db_ping_after_idle=3600) as client:
+            await create_task(client, title="before")
+            assert await kill_app_connections(outsider) == 1
+
+            assert_unavailable(await client.post("/api/alice/tasks", json={"title": "lost"}))
+            response = await client.post("/api/alice/tasks", json={"title": "after"})
+
+            assert response.status_code == 201, response.text
+            listing = await client.get("/api/alice/tasks")
+        assert [task["title"] for task in listing.json()] == ["before", "after"]
 
 
 class TestWriteKilledInFlight:

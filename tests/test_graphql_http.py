@@ -207,6 +207,54 @@ class TestExecutedRequests:
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
 
 
+# --- encoding: JSON in UTF-8, whatever the text ---------------------------------------------------
+
+UNICODE_TITLE = "Ünïcødé ✓ 日本"
+CREATE_TITLED = (
+    'mutation Create($title: String!) { createTask(userId: "alice", input: {title: $title}) '
+    "{ title } }"
+)
+
+
+class TestEncoding:
+    @pytest.mark.parametrize("accept", MEDIA_TYPES)
+    async def test_non_ascii_text_round_trips_exactly(
+        self, client: httpx.AsyncClient, accept: str
+    ) -> None:
+        created = await post(
+            client, {"query": CREATE_TITLED, "variables": {"title": UNICODE_TITLE}}, accept=accept
+        )
+        listed = await post(
+            client, {"query": TASKS, "variables": {"userId": "alice"}}, accept=accept
+        )
+        for response in (created, listed):
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == f"{accept}; charset=utf-8"
+            # The text itself in UTF-8, not \u escapes (which take up to twice the bytes).
+            assert UNICODE_TITLE.encode() in response.content
+        assert created.json() == {"data": {"createTask": {"title": UNICODE_TITLE}}}
+        assert [task["title"] for task in listed.json()["data"]["tasks"]] == [UNICODE_TITLE]
+        assert await rest_titles(client) == [UNICODE_TITLE]
+
+    @pytest.mark.parametrize("accept", MEDIA_TYPES)
+    async def test_a_lone_surrogate_echoed_in_an_error_is_escaped(
+        self, client: httpx.AsyncClient, accept: str
+    ) -> None:
+        # UTF-8 cannot carry a lone surrogate, so it stays a JSON escape, as the caller sent it.
+        body = b'{"query": "query A { __typename }", "operationName": "\\ud800"}'
+        response = await post(client, body, accept=accept)
+        if accept == JSON:
+            assert response.status_code == 200, response.text
+            assert media_type(response) == JSON
+        else:
+            assert_request_error(
+                response, 400, "GRAPHQL_VALIDATION_FAILED", answered_in=GRAPHQL_RESPONSE_JSON
+            )
+        errors = response.json()["errors"]
+        assert [error["message"] for error in errors] == ['Unknown operation named "\ud800".']
+        assert [error["extensions"]["code"] for error in errors] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
 # --- GET: queries only ---------------------------------------------------------------------------
 
 

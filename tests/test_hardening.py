@@ -198,6 +198,60 @@ class TestGraphQLBatching:
         ]
 
 
+class TestGraphQLDocumentCache:
+    """Parsed documents are cached; every send must still be answered and limited as the first."""
+
+    async def test_a_syntax_error_is_coded_on_every_send(self, client: httpx.AsyncClient) -> None:
+        headers = {"Accept": "application/graphql-response+json"}
+        for _ in range(2):
+            response = await client.post("/graphql", json={"query": "{ tasks("}, headers=headers)
+            # The status comes from the error's code, so a lost code would also lose the 400.
+            assert response.status_code == 400, response.text
+            assert limit_messages(response.json()) == ["Syntax Error: Expected Name, found <EOF>."]
+
+    async def test_a_valid_document_runs_afresh_on_every_send(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        create = 'mutation { createTask(userId: "alice", input: {title: "again"}) { title } }'
+        listing = '{ tasks(userId: "alice") { title } }'
+        for count in (1, 2):
+            _, created = await post_graphql(client, create)
+            assert created == {"data": {"createTask": {"title": "again"}}}
+            _, listed = await post_graphql(client, listing)
+            assert listed == {"data": {"tasks": [{"title": "again"}] * count}}
+
+    async def test_limits_refuse_the_same_document_on_every_send(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        too_deep = "{" + 'tasks(userId: "alice") {' * 12 + "id" + "}" * 12 + "}"
+        refusals = {
+            too_deep: "The operation is 13 levels deep; the limit is 10",
+            aliased_creates(16): (
+                "The document uses 16 aliases (counting each fragment spread); the limit is 15"
+            ),
+            "{" + " __typename" * 500 + "}": (
+                "Syntax Error: Document contains more than 500 tokens. Parsing aborted."
+            ),
+            "{" * 70_000: "The query text is 70000 characters long; the limit is 65536",
+        }
+        for document, message in refusals.items():
+            for _ in range(2):
+                _, body = await post_graphql(client, document)
+                assert message in limit_messages(body)
+
+    async def test_a_document_parsed_under_a_larger_token_limit_is_refused_under_a_smaller(
+        self, client: httpx.AsyncClient, database_url: str
+    ) -> None:
+        document = "{ a: __typename b: __typename c: __typename }"
+        _, body = await post_graphql(client, document)
+        assert body == {"data": {"a": "Query", "b": "Query", "c": "Query"}}
+        async with client_of(database_url, graphql_max_tokens=5) as strict:
+            _, body = await post_graphql(strict, document)
+        assert limit_messages(body) == [
+            "Syntax Error: Document contains more than 5 tokens. Parsing aborted."
+        ]
+
+
 class TestIntrospectionSwitch:
     async def test_introspection_and_graphiql_are_on_by_default(
         self, client: httpx.AsyncClient
