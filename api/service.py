@@ -89,9 +89,9 @@ def _retried_read(
 ) -> Callable[Concatenate[AsyncSession, P], Awaitable[R]]:
     """Run a read-only call again, once, when it failed because its connection had died.
 
-    Pre-ping catches connections that died in the pool; this catches one that died after it was
-    checked out (a database restart, a killed backend). A read changes nothing, so a second try on
-    a fresh connection is safe. Never use this on a write: the first try may have committed.
+    The pool pings only connections that sat idle (api.db); this catches one that died unnoticed
+    (a database restart, a killed backend). A read changes nothing, so a second try on a fresh
+    connection is safe. Never use this on a write: the first try may have committed.
     """
 
     @functools.wraps(func)

@@ -198,24 +198,27 @@ def _status_of_request_error(body: GraphQLHTTPResponse) -> int:
     return max((_STATUS_BY_CODE.get(str(code), 500) for code in codes), default=500)
 
 
-def _names_no_operation_among_several(request_data: GraphQLRequestData) -> bool:
+def _names_no_operation_among_several(
+    request_data: GraphQLRequestData, max_tokens: int | None
+) -> bool:
     """GraphQL's GetOperation(): several operations and no operationName is a request error.
 
     Strawberry would run the first one; the spec says the caller must choose. Only requests
     without an operationName need to know, and clients send the same few documents again and
-    again, so the count is kept per document text.
+    again, so the count is kept per document text. The parse stops at the schema's token limit,
+    as the schema's own does.
     """
     if request_data.operation_name is not None or not request_data.query:
         return False
-    return _operation_count(request_data.query) > 1
+    return _operation_count(request_data.query, max_tokens) > 1
 
 
 @functools.lru_cache(maxsize=256)
-def _operation_count(query: str) -> int:
+def _operation_count(query: str, max_tokens: int | None) -> int:
     try:
-        document = parse(query, no_location=True)
+        document = parse(query, no_location=True, max_tokens=max_tokens)
     except GraphQLError:
-        return 0  # Strawberry reports the syntax error itself
+        return 0  # Strawberry reports the error itself (syntax, or over the token limit)
     return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
 
 
@@ -330,7 +333,9 @@ class GraphQLOverHTTPRouter(GraphQLRouter[Any, None]):
         root_value: Any,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        if _names_no_operation_among_several(request_data):
+        if _names_no_operation_among_several(
+            request_data, getattr(self.schema, "max_tokens", None)
+        ):
             return _document_error(
                 "Must provide operation name if query contains multiple operations."
             )

@@ -29,6 +29,9 @@ from graphql_schema.queries import Query
 
 
 class TaskSchema(Schema):
+    max_tokens: int | None = None
+    """The token limit every parse of a request's document stops at."""
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -81,12 +84,14 @@ def build_schema(settings: Settings) -> TaskSchema:
         # Keyed by the rules, so the one rule list made above serves every request.
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
-    return TaskSchema(
+    task_schema = TaskSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]
         execution_context_class=PlainFieldsExecutionContext,
     )
+    task_schema.max_tokens = settings.graphql_max_tokens
+    return task_schema
 
 
 schema = build_schema(Settings.model_construct())

@@ -149,6 +149,16 @@ class TestGraphQLSize:
             "Syntax Error: Document contains more than 500 tokens. Parsing aborted."
         ]
 
+    async def test_token_flood_in_several_operations_is_rejected_by_the_token_limit(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # Counting the operations (for a request without operationName) stops at the same limit.
+        flood = "query A {" + " __typename" * 500 + "} query B { __typename }"
+        _, body = await post_graphql(client, flood)
+        assert limit_messages(body) == [
+            "Syntax Error: Document contains more than 500 tokens. Parsing aborted."
+        ]
+
     async def test_oversized_query_text_is_rejected_before_parsing(
         self, client: httpx.AsyncClient
     ) -> None:
