@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pydantic
 from sqlalchemy import (
@@ -48,6 +48,7 @@ from api.models import (
     TaskFilter,
     TaskListQuery,
     TaskOrderField,
+    TaskRead,
     TaskRecord,
     TaskUpdate,
     UserId,
@@ -367,23 +368,25 @@ _GET = select(*_COLUMNS).where(
 )
 
 
-def _new_task(user_id: str, data: TaskCreate) -> Task:
+def _new_task_values(user_id: str, data: TaskCreate) -> dict[str, Any]:
+    """Every column of a new task; the service, not the database, chooses id and timestamps."""
     now = utcnow()
-    return Task(
-        user_id=user_id,
-        title=data.title,
-        description=data.description,
-        completed=False,
-        created_at=now,
-        updated_at=now,
-        version=1,
-    )
+    return {
+        "id": uuid4(),
+        "user_id": user_id,
+        "title": data.title,
+        "description": data.description,
+        "completed": False,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
 
 
 @_service_call
 async def create_task(
     session: AsyncSession, user_id: str, data: TaskCreate, idempotency_key: str | None = None
-) -> Task:
+) -> TaskRecord:
     """Store a new, not completed task for the user.
 
     With an `idempotency_key`, the same user and key within `idempotency.TTL` answer with the task
@@ -392,13 +395,18 @@ async def create_task(
     """
     owner = validate_user_id(user_id)
     if idempotency_key is None:
-        task = _new_task(owner, data)
+        values = _new_task_values(owner, data)
         # One INSERT, a transaction by itself: one round trip instead of BEGIN, INSERT, COMMIT.
         async with _single_statements(session) as connection:
-            await connection.execute(_INSERT, task.model_dump())
-        return task
+            await connection.execute(_INSERT, values)
+        # The values were checked on the way in (TaskCreate) and are now stored as they are.
+        return TaskRead.model_construct(**values)
     key = idempotency.validate_key(idempotency_key)
-    task = await idempotency.create_once(session, owner, key, data, lambda: _new_task(owner, data))
+
+    def new_task() -> Task:
+        return Task(**_new_task_values(owner, data))
+
+    task = await idempotency.create_once(session, owner, key, data, new_task)
     await idempotency.purge_expired(session)
     return task
 

@@ -14,16 +14,17 @@ the object back to graphql-core unchanged, so every error is the one graphql-cor
 an attribute twice is harmless: a plain field has no side effects.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from graphql import (
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import GroupedFieldSet
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -64,6 +65,8 @@ def _plain_field(
 
 
 def _complete(plan: tuple[PlainField, ...], source: Any) -> dict[str, Any]:
+    if source is None:
+        raise _Unplain  # a null object: graphql-core decides (null, or an error if non-null)
     results: dict[str, Any] = {}
     for response_name, attribute, type_name, coerce, non_null in plan:
         if attribute is None:
@@ -127,4 +130,31 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 pass
         return super().execute_fields(
             parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def complete_iterable_value(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        items: Iterable[Any],
+        position_context: Any,
+    ) -> AwaitableOrValue[list[Any]]:
+        # A list of plain objects (a page of tasks) is completed in one pass, planned once.
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if (
+            isinstance(object_type, GraphQLObjectType)
+            and object_type.is_type_of is None
+            and isinstance(items, list | tuple)  # iterable again, should graphql-core take over
+        ):
+            grouped_field_set, deferred, _ = self.collect_subfields(object_type, field_details_list)
+            plan = None if deferred else self._plan(object_type, grouped_field_set)
+            if plan is not None:
+                try:
+                    return [_complete(plan, item) for item in items]
+                except Exception:
+                    pass  # as in execute_fields: graphql-core completes the list and its errors
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
         )

@@ -77,6 +77,18 @@ class Query:
         return [_item(1, count="many")]
 
     @strawberry.field
+    def with_null_item(self) -> list[Item | None]:
+        return [_item(1), None, _item(3)]
+
+    @strawberry.field
+    def with_null_in_non_null_list(self) -> list[Item]:
+        return [_item(1), None]  # type: ignore[list-item]
+
+    @strawberry.field
+    def generated(self) -> list[Item]:
+        return (_item(number) for number in range(1, 4))  # type: ignore[return-value]
+
+    @strawberry.field
     async def later(self) -> list[Item]:
         return [_item(3), _item(4)]
 
@@ -103,6 +115,9 @@ DOCUMENTS = {
     "null in non-null field": "{ withNullName { id name } }",
     "value the scalar refuses": "{ withBadCount { id count } }",
     "async list": "{ later { id name when } }",
+    "null item in a nullable list": "{ withNullItem { __typename id } }",
+    "null item in a non-null list": "{ withNullInNonNullList { __typename id } }",
+    "list from a generator": "{ generated { id name } }",
     "list twice": "{ a: items { id } b: items { name } }",
 }
 
