@@ -37,7 +37,10 @@ class Context(BaseContext):
             yield self._session
 
 
-async def get_context(request: Request) -> AsyncIterator[Context]:
-    """A FastAPI dependency: one session per request, as REST has, closed when it ends."""
+@asynccontextmanager
+async def request_context(request: Request) -> AsyncIterator[Context]:
+    """The context of one request: one session, as REST has, closed when the request ends."""
     async with AsyncExitStack() as stack:
-        yield Context(lambda: stack.enter_async_context(open_session(request)))
+        context = Context(lambda: stack.enter_async_context(open_session(request)))
+        context.request = request
+        yield context

@@ -217,6 +217,18 @@ CREATE_TITLED = (
 
 
 class TestEncoding:
+    async def test_every_answer_states_its_own_length_once(self, client: httpx.AsyncClient) -> None:
+        # A server sends exactly Content-Length bytes: a second, smaller length cuts the answer.
+        answers = [
+            await post(client, {"query": CREATE}),
+            await post(client, {"query": TASKS, "variables": {"userId": "alice"}}),
+            await get(client, {"query": TASKS, "variables": '{"userId": "alice"}'}),
+            await post(client, {"query": "{ tasks(userId: "}),
+        ]
+        for response in answers:
+            assert response.headers.get_list("content-length") == [str(len(response.content))]
+            assert response.json()
+
     @pytest.mark.parametrize("accept", MEDIA_TYPES)
     async def test_non_ascii_text_round_trips_exactly(
         self, client: httpx.AsyncClient, accept: str
