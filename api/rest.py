@@ -1,5 +1,6 @@
 """The REST facade at /api/{user_id}/tasks: call the service, set status and headers."""
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -101,13 +102,13 @@ router = APIRouter(
 )
 
 
-def _read(task: TaskRecord) -> TaskRead:
-    return TaskRead.model_validate(task, from_attributes=True)
+# Routes return the service's records as they are; FastAPI reads them into their response model
+# (TaskRead) by attribute, in pydantic's compiled validator, and serializes that.
 
 
-def _one(task: TaskRecord, response: Response) -> TaskRead:
+def _one(task: TaskRecord, response: Response) -> TaskRecord:
     response.headers["ETag"] = etags.etag(task)
-    return _read(task)
+    return task
 
 
 class TaskListParams(BaseModel):
@@ -150,6 +151,7 @@ class TaskListParams(BaseModel):
 
 @router.get(
     "",
+    response_model=list[TaskRead],
     summary="List the user's tasks (default: all, oldest first)",
     responses={
         200: {
@@ -170,16 +172,17 @@ async def list_tasks(
     params: Annotated[TaskListParams, Query()],
     request: Request,
     response: Response,
-) -> list[TaskRead]:
+) -> Sequence[TaskRecord]:
     page = await service.list_tasks(session, user_id, params.to_query())
     if page.has_next_page and page.end_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.end_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return [_read(task) for task in page.tasks]
+    return page.tasks
 
 
 @router.post(
     "",
+    response_model=TaskRead,
     status_code=status.HTTP_201_CREATED,
     summary="Create a task",
     responses={
@@ -211,7 +214,7 @@ async def create_task(
             },
         ),
     ] = None,
-) -> TaskRead:
+) -> TaskRecord:
     task = await service.create_task(session, user_id, data, idempotency_key)
     response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{task.id}"
     return _one(task, response)
@@ -253,6 +256,7 @@ async def get_task(
 
 @router.put(
     "/{task_id}",
+    response_model=TaskRead,
     summary="Update a task (partial: absent fields are kept)",
     responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
 )
@@ -263,7 +267,7 @@ async def update_task(
     changes: TaskUpdate,
     response: Response,
     if_match: IfMatch = None,
-) -> TaskRead:
+) -> TaskRecord:
     expected = etags.expected_versions(if_match, task_id)
     task = await service.update_task(session, user_id, task_id, changes, expected)
     return _one(task, response)
@@ -271,6 +275,7 @@ async def update_task(
 
 @router.patch(
     "/{task_id}/complete",
+    response_model=TaskRead,
     summary='Mark a task completed (idempotent); body {"completed": false} reopens it',
     responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
 )
@@ -281,7 +286,7 @@ async def complete_task(
     response: Response,
     body: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
-) -> TaskRead:
+) -> TaskRecord:
     completed = body.completed if body is not None else True
     expected = etags.expected_versions(if_match, task_id)
     task = await service.set_completed(session, user_id, task_id, completed, expected)
