@@ -10,14 +10,15 @@ factory and the per-request session dependency.
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import uuid4
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import DateTime, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -247,10 +248,29 @@ def open_session(request: Request) -> AbstractAsyncContextManager[AsyncSession]:
     return slots.session(request.app.state.sessionmaker)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (and so rolled back if left open) when it ends."""
-    async with open_session(request) as session:
-        yield session
+class SessionRoute(APIRoute):
+    """A route whose request gets one session before its handler runs, closed (so rolled back if
+    left open) once the handler has made the answer.
+
+    The same as a generator dependency, which FastAPI runs through an exit stack and a shielded
+    cancel scope on every request, at a fraction of the cost.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_with_session(request: Request) -> Response:
+            async with open_session(request) as session:
+                request.state.session = session
+                return await handle(request)
+
+        return handle_with_session
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session, from its SessionRoute."""
+    session: AsyncSession = request.state.session
+    return session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

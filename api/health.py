@@ -6,9 +6,9 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import errors, service
-from api.db import SessionDep
+from api.db import SessionDep, SessionRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=SessionRoute)
 
 
 async def _database_answers(session: AsyncSession) -> bool:

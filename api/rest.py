@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api import etags, service
 from api.auth import OwnerRoute
-from api.db import SessionDep
+from api.db import SessionDep, SessionRoute
 from api.error_handlers import Problem
 from api.models import (
     IDEMPOTENCY_KEY_MAX,
@@ -93,12 +93,17 @@ IfMatch = Annotated[
     ),
 ]
 
+
+class TaskRoute(OwnerRoute, SessionRoute):
+    """Only the user in the path may call it (checked first), and it has the request's session."""
+
+
 # Every route answers only the user in its path (api.auth.OwnerRoute), before reading its body.
 router = APIRouter(
     prefix="/api/{user_id}/tasks",
     tags=["tasks"],
     responses=ERROR_RESPONSES,
-    route_class=OwnerRoute,
+    route_class=TaskRoute,
 )
 
 
