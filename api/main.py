@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import auth, docs_pages, health, rest
 from api.assets import mount_assets
+from api.collector import serving_collector
 from api.config import Settings
 from api.cursors import CursorCodec
 from api.db import create_engine, create_sessionmaker, session_slots
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_slots = session_slots(settings)
         app.state.sessionmaker = create_sessionmaker(engine, {"cursor_codec": codec})
         try:
-            yield
+            with serving_collector():
+                yield
         finally:
             # Runs on SIGTERM too, after uvicorn has let the requests in flight finish.
             await engine.dispose()

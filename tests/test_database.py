@@ -7,6 +7,7 @@ TCP proxy that is stopped and started again).
 
 import asyncio
 import contextlib
+import gc
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from api.collector import SERVING_THRESHOLDS
 from api.main import create_app
 from api.migrate import alembic_config, upgrade_database
 from tests.conftest import client_for, make_settings, reset_postgres
@@ -466,3 +468,16 @@ class TestPingAfterIdle:
         assert [item["id"] for item in body["data"]["tasks"]] == [task["id"], second["id"]]
         assert health.json() == {"status": "ok"}
         assert opened == []
+
+
+class TestServingCollector:
+    async def test_collector_is_tuned_while_serving_and_restored_after(
+        self, database_url: str
+    ) -> None:
+        before = gc.get_threshold()
+        async with running(create_app(make_settings(database_url))) as client:
+            assert gc.get_threshold() == SERVING_THRESHOLDS
+            assert gc.get_freeze_count() > 0
+            assert (await client.get("/api/alice/tasks")).status_code == 200
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
