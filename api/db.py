@@ -200,6 +200,15 @@ def create_engine(settings: Settings, raw_url: str | None = None) -> AsyncEngine
     return engine
 
 
+# The key in every session's `info` that says whether a transaction-mode pooler is in between.
+BEHIND_POOLER = "behind_pooler"
+
+
+def behind_pooler(settings: Settings) -> bool:
+    """Whether the settings' database URL names a transaction-mode pooler (see engine_options)."""
+    return engine_options(settings.database_url.get_secret_value()).behind_pooler
+
+
 def create_sessionmaker(
     engine: AsyncEngine, info: dict[str, Any] | None = None
 ) -> async_sessionmaker[AsyncSession]:

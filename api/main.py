@@ -13,7 +13,13 @@ from api.assets import mount_assets
 from api.collector import serving_collector
 from api.config import Settings
 from api.cursors import CursorCodec
-from api.db import create_engine, create_sessionmaker, session_slots
+from api.db import (
+    BEHIND_POOLER,
+    behind_pooler,
+    create_engine,
+    create_sessionmaker,
+    session_slots,
+)
 from api.edge import BodySizeLimit, SecurityHeaders, StrictCORS
 from api.error_handlers import PROBLEM_JSON, add_exception_handlers
 from api.migrate import upgrade_database
@@ -125,7 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.session_slots = session_slots(settings)
-        app.state.sessionmaker = create_sessionmaker(engine, {"cursor_codec": codec})
+        app.state.sessionmaker = create_sessionmaker(
+            engine, {"cursor_codec": codec, BEHIND_POOLER: behind_pooler(settings)}
+        )
         try:
             with serving_collector():
                 yield

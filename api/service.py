@@ -40,7 +40,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import errors, idempotency
 from api.cursors import Boundary, CursorCodec
-from api.db import UTCDateTime, utcnow
+from api.db import BEHIND_POOLER, UTCDateTime, utcnow
 from api.models import (
     OrderDirection,
     Task,
@@ -270,14 +270,16 @@ def list_statement(
 
 @contextlib.asynccontextmanager
 async def _single_statements(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
-    """A connection in autocommit, for calls whose statements are each complete by themselves.
+    """A connection for calls whose statements are each complete by themselves.
 
-    A SELECT or a plain INSERT is a transaction by itself: running it in autocommit saves the
-    BEGIN and COMMIT/ROLLBACK round trips (two of three for a one-statement call), and taking the
+    A SELECT or a plain INSERT is a transaction by itself: run in autocommit it saves the BEGIN
+    and COMMIT/ROLLBACK round trips (two of three for a one-statement call), and taking the
     connection from the session's engine directly saves the ORM session's transaction
     bookkeeping. The session holds no connection meanwhile, so a request still uses one at a
-    time. A transaction the caller left open (the service never does) is joined instead, and
-    ended with the call, as every service call ends its own.
+    time. Behind a transaction-mode pooler the statements run in a transaction all the same:
+    outside one, the pooler may send asyncpg's two steps of a statement (prepare, then execute)
+    to two different server connections. A transaction the caller left open (the service never
+    does) is joined instead, and ended with the call, as every service call ends its own.
     """
     if session.in_transaction():
         connection = await session.connection()
@@ -291,7 +293,11 @@ async def _single_statements(session: AsyncSession) -> AsyncIterator[AsyncConnec
     engine = session.bind
     assert isinstance(engine, AsyncEngine)
     async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        if session.info.get(BEHIND_POOLER, False):
+            async with connection.begin():
+                yield connection
+        else:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @_service_call
