@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from functools import cache
+from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -86,8 +87,22 @@ def json_for_html(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def html_page(html: str) -> HTMLResponse:
-    """A page response with the Content-Security-Policy and its companion headers."""
+def html_page(title: str, body: str, head: str = "", icon: str = "data:,") -> HTMLResponse:
+    """A page of `body` under the shared head, with the Content-Security-Policy and its
+    companion headers. `head` is markup to add to the head; `icon` the favicon's URL (by default
+    none, so the browser asks for no /favicon.ico)."""
+    html = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<link rel="icon" href="{escape(icon)}">
+{head}</head>
+<body>
+{body}</body>
+</html>
+"""
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 

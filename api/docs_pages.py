@@ -35,42 +35,25 @@ async def swagger_ui(request: Request) -> HTMLResponse:
         # Swagger UI would otherwise show a badge fetched from validator.swagger.io.
         "validatorUrl": None,
     }
-    title = escape(f"{request.app.title} · Swagger UI")
-    favicon = escape(asset_url(request, "swagger-ui/favicon-32x32.png"))
+    stylesheet = escape(asset_url(request, "swagger-ui/swagger-ui.css"))
     return html_page(
-        f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<link rel="icon" type="image/png" href="{favicon}">
-<link rel="stylesheet" href="{escape(asset_url(request, "swagger-ui/swagger-ui.css"))}">
+        f"{request.app.title} · Swagger UI",
+        icon=asset_url(request, "swagger-ui/favicon-32x32.png"),
+        head=f"""<link rel="stylesheet" href="{stylesheet}">
 <script type="application/json" id="swagger-ui-config">{json_for_html(config)}</script>
-</head>
-<body>
-<div id="swagger-ui"></div>
+""",
+        body=f"""<div id="swagger-ui"></div>
 <script src="{escape(asset_url(request, "swagger-ui/swagger-ui-bundle.js"))}"></script>
 <script src="{escape(asset_url(request, "pages/swagger-init.js"))}"></script>
-</body>
-</html>
-"""
+""",
     )
 
 
 @router.get(OAUTH2_REDIRECT_PATH)
 async def swagger_ui_oauth2_redirect(request: Request) -> HTMLResponse:
     """Where an OAuth2 provider sends the browser back to Swagger UI's "Authorize" dialog."""
-    return html_page(
-        f"""<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Swagger UI: OAuth2 redirect</title></head>
-<body>
-<script src="{escape(asset_url(request, "swagger-ui/oauth2-redirect.js"))}"></script>
-</body>
-</html>
-"""
-    )
+    script = escape(asset_url(request, "swagger-ui/oauth2-redirect.js"))
+    return html_page("Swagger UI: OAuth2 redirect", body=f'<script src="{script}"></script>\n')
 
 
 @router.get("/redoc")
@@ -81,21 +64,10 @@ async def redoc(request: Request) -> HTMLResponse:
     off; the Content-Security-Policy stops that request in the browser, and the footer keeps its
     text link.
     """
-    title = escape(f"{request.app.title} · ReDoc")
     return html_page(
-        f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{escape(asset_url(request, "pages/pages.css"))}">
-</head>
-<body>
-<redoc spec-url="{escape(_openapi_url(request))}"></redoc>
+        f"{request.app.title} · ReDoc",
+        head=f'<link rel="stylesheet" href="{escape(asset_url(request, "pages/pages.css"))}">\n',
+        body=f"""<redoc spec-url="{escape(_openapi_url(request))}"></redoc>
 <script src="{escape(asset_url(request, "redoc/redoc.standalone.js"))}"></script>
-</body>
-</html>
-"""
+""",
     )

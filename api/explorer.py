@@ -51,22 +51,13 @@ def graphiql_page(request: Request) -> HTMLResponse:
     stylesheet = escape(asset_url(request, "graphiql/graphiql.css"))
     script = escape(asset_url(request, "graphiql/graphiql.js"))
     return html_page(
-        f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Task API · GraphiQL</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{stylesheet}">
+        "Task API · GraphiQL",
+        head=f"""<link rel="stylesheet" href="{stylesheet}">
 <link rel="stylesheet" href="{escape(asset_url(request, "pages/pages.css"))}">
 <script type="application/json" id="graphiql-config">{json_for_html(config)}</script>
 <script type="module" src="{script}"></script>
-</head>
-<body>
-<div id="graphiql" class="page-fill">Loading GraphiQL…</div>
+""",
+        body="""<div id="graphiql" class="page-fill">Loading GraphiQL…</div>
 <noscript>GraphiQL needs JavaScript; without it, send GraphQL requests here with POST.</noscript>
-</body>
-</html>
-"""
+""",
     )

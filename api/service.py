@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Delete, Update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -447,6 +448,18 @@ async def _write(
         .returning(Task)
         .execution_options(populate_existing=True)
     )
+    return await _guarded(session, statement, user_id, task_id, expected_version)
+
+
+async def _guarded(
+    session: AsyncSession,
+    statement: Update | Delete,
+    user_id: str,
+    task_id: str | UUID,
+    expected_version: ExpectedVersion,
+) -> Task:
+    """Run a write of one task (RETURNING it), only while it is at an expected version if any
+    is given; commit it, or explain why no row matched."""
     versions = _versions(expected_version)
     if versions is not None:
         statement = statement.where(col(Task.version).in_(versions))
@@ -490,14 +503,7 @@ async def delete_task(
 ) -> Task:
     """Delete the task and return it as it was."""
     statement = delete(Task).where(*_owned(user_id, task_id)).returning(Task)
-    versions = _versions(expected_version)
-    if versions is not None:
-        statement = statement.where(col(Task.version).in_(versions))
-    task: Task | None = (await session.exec(statement)).scalars().first()
-    if task is None:
-        await _missing_or_stale(session, user_id, task_id)
-    await session.commit()
-    return task
+    return await _guarded(session, statement, user_id, task_id, expected_version)
 
 
 @_service_call
