@@ -25,11 +25,11 @@ import httpx
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from api import service
 from api.config import Settings
-from api.cursors import Boundary, CursorCodec
-from api.migrate import upgrade_database
-from api.models import OrderDirection, TaskListQuery, TaskOrder, TaskOrderField
+from api.storage import statements
+from api.storage.migrate import upgrade_database
+from api.tasks.cursors import CursorCodec
+from api.tasks.shapes import Boundary, OrderDirection, TaskListQuery, TaskOrder, TaskOrderField
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -113,7 +113,7 @@ async def explain(order: TaskOrder, cursor: str | None) -> str:
         codec = await cursor_codec()
         after = await codec.decode(None, USER, order, cursor)  # type: ignore[arg-type]
     query = TaskListQuery(order=order, first=PAGE)
-    statement, values = service.list_statement(USER, query, after, None)
+    statement, values = statements.list_statement(USER, query, after, None)
     compiled = statement.params(values).compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
     )

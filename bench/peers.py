@@ -51,7 +51,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from api.config import Settings
-from api.migrate import upgrade_database
+from api.storage.migrate import upgrade_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

@@ -1,17 +1,56 @@
-"""GraphQL errors: `extensions.code` from the service's error tree, anything unexpected masked."""
+"""GraphQL errors: one table from the error tree to `extensions.code`, one extension that rewrites
+every error of an operation with it (anything unexpected masked), and the response for a request
+refused before its operation runs."""
 
 from collections.abc import Iterator
 
-from fastapi.responses import JSONResponse
+import orjson
 from graphql import GraphQLError
+from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
-from api import errors
-from api.error_handlers import error_headers
+from api.tasks import errors
+from api.web import errors as http_errors
+from api.web.statuses import error_headers, status_for, status_of
 
 # The code of an error in the caller's document: it does not parse or validate, names no
 # operation that can run, or its variables cannot be coerced.
 DOCUMENT_ERROR_CODE = "GRAPHQL_VALIDATION_FAILED"
+
+# An error class not listed takes its nearest listed base's code.
+CODE: dict[type[errors.TaskAPIError], str] = {
+    errors.TaskAPIError: "INTERNAL_SERVER_ERROR",
+    errors.ValidationError: "BAD_USER_INPUT",
+    errors.AuthenticationError: "UNAUTHENTICATED",
+    errors.AuthorizationError: "FORBIDDEN",
+    errors.NotFoundError: "NOT_FOUND",
+    errors.PreconditionFailedError: "CONFLICT",
+    errors.DatabaseError: "SERVICE_UNAVAILABLE",
+    errors.SigningKeysUnavailableError: "SERVICE_UNAVAILABLE",
+    http_errors.BadRequestError: "BAD_REQUEST",
+    http_errors.PayloadTooLargeError: "BAD_REQUEST",
+    http_errors.MethodNotAllowedError: "METHOD_NOT_ALLOWED",
+    http_errors.NotAcceptableError: "NOT_ACCEPTABLE",
+    http_errors.UnsupportedMediaTypeError: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def code_of(error: errors.TaskAPIError) -> str:
+    for kind in type(error).__mro__:
+        if kind in CODE:
+            return CODE[kind]
+    return CODE[errors.TaskAPIError]
+
+
+def _status_by_code() -> dict[str, int]:
+    """Each code with the HTTP status of the first error class that has it."""
+    status_by_code = {DOCUMENT_ERROR_CODE: 400}
+    for kind in CODE:
+        status_by_code.setdefault(CODE[kind], status_for(kind))
+    return status_by_code
+
+
+STATUS_BY_CODE = _status_by_code()
 
 
 def _public_error(error: GraphQLError) -> GraphQLError:
@@ -31,7 +70,7 @@ def _public_error(error: GraphQLError) -> GraphQLError:
             extensions={**(error.extensions or {}), "code": code},
         )
     public = errors.classify(original)
-    extensions: dict[str, object] = {"code": public.graphql_code}
+    extensions: dict[str, object] = {"code": code_of(public)}
     if isinstance(public, errors.ValidationError):
         extensions["errors"] = public.errors
     return GraphQLError(
@@ -54,13 +93,14 @@ class ErrorCodes(SchemaExtension):
             result.errors = [_public_error(error) for error in result.errors]
 
 
-def request_error_response(error: errors.TaskAPIError, retry_after: int) -> JSONResponse:
-    """A request refused before its operation runs (e.g. no valid token), as GraphQL over HTTP.
-
-    The status is the error's own (401 with its Bearer challenge, 503 with Retry-After), and the
-    body is a GraphQL response with only `errors`, since nothing was executed.
-    """
-    body = {"errors": [{"message": error.detail, "extensions": {"code": error.graphql_code}}]}
-    return JSONResponse(
-        body, status_code=error.status_code, headers=error_headers(error, retry_after)
+def error_response(error: errors.TaskAPIError, media_type: str, retry_after: int) -> Response:
+    """A request refused before its operation runs (no valid token, a malformed request, ...),
+    as GraphQL over HTTP: the error's own status and headers (a Bearer challenge, Retry-After,
+    Allow), and a body with only `errors`, since nothing was executed."""
+    body = {"errors": [{"message": error.detail, "extensions": {"code": code_of(error)}}]}
+    return Response(
+        orjson.dumps(body),
+        status_code=status_of(error),
+        headers=error_headers(error, retry_after),
+        media_type=f"{media_type}; charset=utf-8",
     )

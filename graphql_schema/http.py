@@ -1,169 +1,70 @@
-"""GraphQL over HTTP (the graphql/graphql-over-http specification) on Strawberry's FastAPI router.
+"""/graphql: GraphQL over HTTP (the graphql/graphql-over-http specification) on Strawberry's router.
 
-Strawberry parses, validates and executes; this router makes the transport follow the spec:
-
-- The response media type follows `Accept`: `application/graphql-response+json` when the client
-  prefers it, otherwise `application/json`; 406 when the client accepts neither. A request with
-  no `Accept` header, or only wildcards, gets `application/json` (what every caller got before),
-  where the spec's post-2025 default would be the new type.
-- With `application/graphql-response+json`, a request error (the document does not parse or
-  validate, names no operation that can run, or its variables cannot be coerced) is a 400 whose
-  body has no `data` key. With `application/json`, every well-formed request is answered 200, as
-  before.
-- GET runs queries only: a mutation is 405 with `Allow: POST`. POST runs everything.
-- A POST body must be `application/json` in UTF-8 (415 otherwise). A request that is not a
-  well-formed GraphQL request (invalid JSON, no `query`, a `query` that is not a string,
-  `variables` or `extensions` that are not objects, ...) is 400; never a 500.
-- Every error answer is a GraphQL response, `{"errors": [{"message", "extensions": {"code"}}]}`.
-
-A browser's GET with no `query` (it asks for text/html) gets GraphiQL instead (api/explorer.py).
+One handler serves GET and POST, in this order:
+1. a method other than GET or POST is 405; a browser's GET with no `query` (it asks for
+   text/html) gets GraphiQL (api/web/explorer.py);
+2. the response media type follows `Accept`: `application/graphql-response+json` when the
+   client prefers it, otherwise `application/json`; 406 when the client accepts neither. No
+   `Accept`, or only wildcards, gets `application/json` (what every caller got before);
+3. the caller is authenticated (401 `UNAUTHENTICATED`, in the negotiated media type) before the
+   body is read, so a request without a valid token costs no parsing or validation;
+4. a POST body must be `application/json` in UTF-8 (415); a request that is not a well-formed
+   GraphQL request (invalid JSON, no `query`, a `query` that is not a string, `variables` or
+   `extensions` that are not objects, a batch, ...) is 400, never a 500;
+5. Strawberry parses, validates and executes. GET runs queries only: a mutation is 405 with
+   `Allow: POST`. With `application/graphql-response+json`, a request error (the document does
+   not parse or validate, names no operation that can run, or its variables cannot be coerced)
+   is a 400 whose body has no `data` key; with `application/json`, every well-formed request is
+   answered 200, as before.
+Every error answer is a GraphQL response, `{"errors": [{"message", "extensions": {"code"}}]}`.
+There is no WebSocket endpoint: the schema has no subscriptions.
 """
 
 import functools
 import json
-from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from strawberry.exceptions import MissingQueryError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
-from strawberry.http.ides import GraphQL_IDE
+from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
-from strawberry.types.unset import UNSET
 
-from api import errors
-from api.explorer import graphiql_page
-from graphql_schema.errors import DOCUMENT_ERROR_CODE
+from api.tasks import errors
+from api.tasks.service import TaskService
+from api.web import errors as http_errors
+from api.web.authentication import authenticate
+from api.web.explorer import graphiql_page
+from graphql_schema.context import request_context
+from graphql_schema.errors import DOCUMENT_ERROR_CODE, STATUS_BY_CODE, error_response
+from graphql_schema.negotiation import (
+    GRAPHQL_RESPONSE_JSON,
+    JSON,
+    check_content_type,
+    decode_json,
+    negotiate,
+    prefers_html,
+    request_data,
+)
 
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-JSON = "application/json"
-# Offered in this order: on a tie (e.g. `*/*`) the first wins, so old callers keep their type.
-_OFFERED = (JSON, GRAPHQL_RESPONSE_JSON)
 _ALLOWED_BY_METHOD = {
     "GET": frozenset({OperationType.QUERY}),
     "POST": frozenset({OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION}),
 }
+_USE_POST_OR_GET = ("GET", "POST")
 
-# The response media type of the request being handled (set in `run`, read when the response
-# is built; Strawberry's hooks in between do not pass the request along).
+# The response media type of the request being handled (set in `_handle`, read when the
+# response is built; Strawberry's hooks in between do not pass the request along).
 _response_media_type: ContextVar[str] = ContextVar("graphql_response_media_type", default=JSON)
-
-
-def _media_ranges(header: str) -> list[tuple[str, float]]:
-    """`Accept` as (media range, quality) pairs in the order given; malformed items skipped."""
-    ranges = []
-    for item in header.split(","):
-        media_range, *params = (part.strip() for part in item.split(";"))
-        if "/" not in media_range:
-            continue
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = -1.0
-        if 0.0 <= quality <= 1.0:
-            ranges.append((media_range.lower(), quality))
-    return ranges
-
-
-def negotiate(accept: str | None) -> str | None:
-    """The media type to answer in, for an `Accept` header; None when none offered is acceptable.
-
-    Each offered type takes the quality of the most specific range that matches it (RFC 9110
-    12.5.1); the highest quality wins, then the more specific match, then the earlier one.
-    """
-    if accept is None or not accept.strip():
-        return JSON
-    ranges = _media_ranges(accept)
-    best: tuple[float, int, int] | None = None
-    chosen = None
-    for offer in _OFFERED:
-        kind = offer.split("/")[0]
-        matches = [
-            (specificity, -position, quality)
-            for position, (media_range, quality) in enumerate(ranges)
-            for specificity, pattern in ((2, offer), (1, f"{kind}/*"), (0, "*/*"))
-            if media_range == pattern
-        ]
-        if not matches:
-            continue
-        specificity, negative_position, quality = max(matches)
-        rank = (quality, specificity, negative_position)
-        if quality > 0 and (best is None or rank > best):
-            best, chosen = rank, offer
-    return chosen
-
-
-def _prefers_html(accept: str) -> bool:
-    """A browser navigating: it names text/html itself (a bare `*/*` is an API client)."""
-    return any(
-        media_range == "text/html" and quality > 0 for media_range, quality in _media_ranges(accept)
-    )
-
-
-def _check_content_type(content_type: str | None) -> None:
-    """A POST body must be JSON in UTF-8, the one request encoding the spec requires."""
-    if content_type is None:
-        raise errors.UnsupportedMediaTypeError(
-            "A POST request needs Content-Type: application/json"
-        )
-    media_type, *params = (part.strip() for part in content_type.split(";"))
-    charset = "utf-8"
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-    if media_type.lower() != JSON or charset not in {"utf-8", "utf8"}:
-        raise errors.UnsupportedMediaTypeError(
-            f"Unsupported Content-Type {content_type!r}; send application/json (UTF-8)"
-        )
-
-
-def _decode_json(text: str | bytes, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:  # also invalid UTF-8 and absurd nesting
-        raise errors.BadRequestError(f"{what} is not valid JSON") from exc
-
-
-def _request_data(data: object) -> GraphQLRequestData:
-    """The request parameters, checked the way the spec defines a well-formed request."""
-    if not isinstance(data, Mapping):
-        raise errors.BadRequestError(
-            "The request must be a JSON object (batching is not supported)"
-        )
-    query = data.get("query")
-    if query is None:
-        raise errors.BadRequestError("No GraphQL query found in the request")
-    if not isinstance(query, str):
-        raise errors.BadRequestError("query must be a string")
-    operation_name = data.get("operationName")
-    if not isinstance(operation_name, str | None):
-        raise errors.BadRequestError("operationName must be a string or null")
-    variables = data.get("variables")
-    if not isinstance(variables, dict | None):
-        raise errors.BadRequestError("variables must be an object or null")
-    extensions = data.get("extensions")
-    if not isinstance(extensions, dict | None):
-        raise errors.BadRequestError("extensions must be an object or null")
-    return GraphQLRequestData(
-        query=query,
-        variables=variables,
-        # An empty operationName means none (the spec says so for GET; JSON follows suit).
-        operation_name=operation_name or None,
-        extensions=extensions,
-    )
 
 
 def _is_request_error(result: ExecutionResult) -> bool:
@@ -175,27 +76,13 @@ def _is_request_error(result: ExecutionResult) -> bool:
     )
 
 
-def _status_by_code() -> dict[str, int]:
-    """Each `extensions.code` with its HTTP status, from the error tree."""
-    status_by_code = {DOCUMENT_ERROR_CODE: 400}
-    pending: list[type[errors.TaskAPIError]] = [errors.TaskAPIError]
-    while pending:
-        error_class = pending.pop()
-        status_by_code.setdefault(error_class.graphql_code, error_class.status_code)
-        pending.extend(error_class.__subclasses__())
-    return status_by_code
-
-
-_STATUS_BY_CODE = _status_by_code()
-
-
 def _status_of_request_error(body: GraphQLHTTPResponse) -> int:
     """A 4xx or 5xx for a response without `data`, from its errors' codes."""
     codes = [
         error.get("extensions", {}).get("code") if isinstance(error, dict) else None
         for error in body.get("errors") or []
     ]
-    return max((_STATUS_BY_CODE.get(str(code), 500) for code in codes), default=500)
+    return max((STATUS_BY_CODE.get(str(code), 500) for code in codes), default=500)
 
 
 def _names_no_operation_among_several(
@@ -228,67 +115,67 @@ def _document_error(message: str) -> ExecutionResult:
     )
 
 
-def error_response(error: errors.TaskAPIError, media_type: str = JSON) -> Response:
-    """A GraphQL response holding one request error, with the error's HTTP status."""
-    body = {"errors": [{"message": error.detail, "extensions": {"code": error.graphql_code}}]}
-    headers = {}
-    if isinstance(error, errors.MethodNotAllowedError):
-        headers["Allow"] = ", ".join(error.allow)
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        status_code=error.status_code,
-        headers=headers,
-        media_type=f"{media_type}; charset=utf-8",
-    )
-
-
 def _from_strawberry(exc: HTTPException) -> errors.TaskAPIError:
     if exc.status_code == 405:
-        return errors.MethodNotAllowedError(("GET", "POST"), exc.reason)
-    return errors.BadRequestError(exc.reason)
+        return http_errors.MethodNotAllowedError(_USE_POST_OR_GET, exc.reason)
+    return http_errors.BadRequestError(exc.reason)
 
 
-class GraphQLOverHTTPRouter(GraphQLRouter[Any, None]):
-    """Strawberry's router for /graphql, answering as the GraphQL-over-HTTP spec says."""
+class TaskGraphQLRouter(GraphQLRouter[Any, None]):
+    """GraphQL over HTTP for the schema; GraphiQL's page is open, every operation is not."""
 
     def __init__(
-        self, *args: Any, graphql_ide: GraphQL_IDE | None = "graphiql", **kwargs: Any
+        self, schema: BaseSchema, tasks: TaskService, *, graphiql: bool, retry_after: int
     ) -> None:
-        super().__init__(*args, graphql_ide=graphql_ide, **kwargs)
+        super().__init__(
+            schema, graphql_ide="graphiql" if graphiql else None, subscription_protocols=()
+        )
+        self._tasks = tasks
+        self._retry_after = retry_after
+        # Strawberry's GET and POST routes resolve the context through three nested FastAPI
+        # dependencies on every request; one handler builds it directly (same paths, answers).
+        self.routes[:] = [
+            route for route in self.routes if not isinstance(route, APIWebSocketRoute | APIRoute)
+        ]
+        methods = ["GET", "POST", "HEAD", "PUT", "PATCH", "DELETE"]
+        self.add_api_route("", self._handle, methods=methods, include_in_schema=False)
 
-        # Other methods would get Starlette's 405, naming only one route's methods.
-        @self.api_route("", methods=["HEAD", "PUT", "PATCH", "DELETE"])
-        async def other_methods() -> Response:
-            return error_response(
-                errors.MethodNotAllowedError(("GET", "POST"), "Use POST (or GET for queries)")
-            )
-
-    async def run(  # type: ignore[override]
-        self, request: Request, context: Any = UNSET, root_value: Any = UNSET
-    ) -> Response:
-        if self.is_websocket_request(request):
-            return await super().run(request, context=context, root_value=root_value)
+    async def _handle(self, request: Request) -> Response:
         media_type = JSON
         try:
             if request.method not in _ALLOWED_BY_METHOD:
-                raise errors.MethodNotAllowedError(("GET", "POST"))
+                raise http_errors.MethodNotAllowedError(
+                    _USE_POST_OR_GET, "Use POST (or GET for queries)"
+                )
             if self.should_render_graphql_ide(self.request_adapter_class(request)):
-                return await self.render_graphql_ide(request)
+                return graphiql_page(request)
             negotiated = negotiate(request.headers.get("accept"))
             if negotiated is None:
-                raise errors.NotAcceptableError(f"Send Accept: {GRAPHQL_RESPONSE_JSON} or {JSON}")
+                raise http_errors.NotAcceptableError(
+                    f"Send Accept: {GRAPHQL_RESPONSE_JSON} or {JSON}"
+                )
             media_type = negotiated
+            caller = await authenticate(request)
             if request.method == "POST":
-                _check_content_type(request.headers.get("content-type"))
+                check_content_type(request.headers.get("content-type"))
             token = _response_media_type.set(media_type)
             try:
-                return await super().run(request, context=context, root_value=root_value)
+                async with request_context(request, self._tasks, caller) as context:
+                    return await self.run(request, context=context, root_value=None)
             finally:
                 _response_media_type.reset(token)
-        except errors.RequestError as exc:
-            return error_response(exc, media_type)
+        except errors.TaskAPIError as exc:
+            return error_response(exc, media_type, self._retry_after)
         except HTTPException as exc:
-            return error_response(_from_strawberry(exc), media_type)
+            return error_response(_from_strawberry(exc), media_type, self._retry_after)
+
+    async def get_sub_response(self, request: Request) -> Response:
+        # A fresh one per request (Strawberry's sits on the router, shared by all requests),
+        # made as FastAPI makes its own: headers for the answer, and no length of its own.
+        sub_response = Response()
+        del sub_response.headers["content-length"]
+        sub_response.status_code = None  # type: ignore[assignment]
+        return sub_response
 
     def encode_json(self, data: object) -> bytes:
         """Every GraphQL answer's JSON: orjson's, several times faster than the stdlib's."""
@@ -304,11 +191,8 @@ class GraphQLOverHTTPRouter(GraphQLRouter[Any, None]):
             self.graphql_ide is not None
             and request.method == "GET"
             and "query" not in request.query_params
-            and _prefers_html(request.headers.get("accept", ""))
+            and prefers_html(request.headers.get("accept", ""))
         )
-
-    async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
-        return graphiql_page(request)
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
         if request.method == "GET":
@@ -320,9 +204,9 @@ class GraphQLOverHTTPRouter(GraphQLRouter[Any, None]):
             for name in ("variables", "extensions"):
                 value = params.get(name)
                 if isinstance(value, str):
-                    data[name] = _decode_json(value, f"The {name} parameter")
-            return _request_data(data)
-        return _request_data(_decode_json(await request.get_body(), "The request body"))
+                    data[name] = decode_json(value, f"The {name} parameter")
+            return request_data(data)
+        return request_data(decode_json(await request.get_body(), "The request body"))
 
     async def execute_single(  # type: ignore[override]
         self,
@@ -351,7 +235,7 @@ class GraphQLOverHTTPRouter(GraphQLRouter[Any, None]):
             )
         except InvalidOperationTypeError as exc:
             # GET is safe: it must never change anything (the spec's MUST).
-            raise errors.MethodNotAllowedError(
+            raise http_errors.MethodNotAllowedError(
                 ("POST",), f"{exc.as_http_error_reason('GET')}; use POST"
             ) from exc
         except CannotGetOperationTypeError as exc:

@@ -7,7 +7,7 @@ import strawberry
 from sqlmodel import SQLModel
 from strawberry import UNSET
 
-from api import errors, models
+from api.tasks import errors, shapes
 from graphql_schema.types import OrderDirection, TaskOrderField
 
 M = TypeVar("M", bound=SQLModel)
@@ -27,8 +27,8 @@ class CreateTaskInput:
     title: str
     description: str | None = strawberry.UNSET
 
-    def to_model(self) -> models.TaskCreate:
-        return _validated(models.TaskCreate, {"title": self.title, "description": self.description})
+    def to_model(self) -> shapes.TaskCreate:
+        return _validated(shapes.TaskCreate, {"title": self.title, "description": self.description})
 
 
 @strawberry.input
@@ -37,9 +37,9 @@ class UpdateTaskInput:
     description: str | None = strawberry.UNSET
     completed: bool | None = strawberry.UNSET
 
-    def to_model(self) -> models.TaskUpdate:
+    def to_model(self) -> shapes.TaskUpdate:
         sent = {"title": self.title, "description": self.description, "completed": self.completed}
-        return _validated(models.TaskUpdate, sent)
+        return _validated(shapes.TaskUpdate, sent)
 
 
 @strawberry.input(description="Which tasks a list holds; absent fields do not filter.")
@@ -50,8 +50,8 @@ class TaskFilter:
         description="Case-insensitive substring of title or description; empty means none.",
     )
 
-    def to_model(self) -> models.TaskFilter:
-        return _validated(models.TaskFilter, {"completed": self.completed, "search": self.search})
+    def to_model(self) -> shapes.TaskFilter:
+        return _validated(shapes.TaskFilter, {"completed": self.completed, "search": self.search})
 
 
 @strawberry.input(description="A list's order; ties are broken by id.")
@@ -59,18 +59,18 @@ class TaskOrder:
     field: TaskOrderField = TaskOrderField.CREATED_AT
     direction: OrderDirection = OrderDirection.ASC
 
-    def to_model(self) -> models.TaskOrder:
-        return models.TaskOrder(field=self.field, direction=self.direction)
+    def to_model(self) -> shapes.TaskOrder:
+        return shapes.TaskOrder(field=self.field, direction=self.direction)
 
 
 def list_query(
     filter: TaskFilter | None, order_by: TaskOrder | None, limit: int | None
-) -> models.TaskListQuery:
+) -> shapes.TaskListQuery:
     """The `tasks` field's arguments as the service's query (`limit` is its page size)."""
-    task_filter = filter.to_model() if filter else models.TaskFilter()
-    order = order_by.to_model() if order_by else models.TaskOrder()
+    task_filter = filter.to_model() if filter else shapes.TaskFilter()
+    order = order_by.to_model() if order_by else shapes.TaskOrder()
     try:
-        return models.TaskListQuery(
+        return shapes.TaskListQuery(
             filter=task_filter, order=order, first=None if limit is UNSET else limit
         )
     except pydantic.ValidationError as exc:
@@ -82,8 +82,8 @@ def connection_query(
     filter: TaskFilter | None,
     order_by: TaskOrder | None,
     window: dict[str, Any],
-) -> models.TaskListQuery:
+) -> shapes.TaskListQuery:
     """The `tasksConnection` field's arguments as the service's query."""
-    task_filter = filter.to_model() if filter else models.TaskFilter()
-    order = order_by.to_model() if order_by else models.TaskOrder()
-    return _validated(models.ConnectionWindow, window).to_query(task_filter, order)
+    task_filter = filter.to_model() if filter else shapes.TaskFilter()
+    order = order_by.to_model() if order_by else shapes.TaskOrder()
+    return _validated(shapes.ConnectionWindow, window).to_query(task_filter, order)

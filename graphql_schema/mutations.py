@@ -1,16 +1,31 @@
 """Mutation resolvers: translate arguments, call the service, convert the result."""
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Concatenate, ParamSpec
 
 import strawberry
 
-from api import service
+from api.storage.store import StoreSession
+from api.tasks.shapes import TaskRecord
 from graphql_schema.context import Context
 from graphql_schema.inputs import CreateTaskInput, UpdateTaskInput
 from graphql_schema.permissions import IsOwner
 from graphql_schema.types import Task
 
 Info = strawberry.Info[Context, None]
+
+P = ParamSpec("P")
+
+
+async def _one(
+    info: Info,
+    call: Callable[Concatenate[StoreSession, P], Awaitable[TaskRecord]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> Task:
+    """The GraphQL task a service call returns, run with the request's session."""
+    return Task.from_model(await info.context.run(call, *args, **kwargs))
+
 
 ExpectedVersion = Annotated[
     int | None,
@@ -39,9 +54,8 @@ class Mutation:
             ),
         ] = None,
     ) -> Task:
-        async with info.context.session() as session:
-            task = await service.create_task(session, user_id, input.to_model(), idempotency_key)
-        return Task.from_model(task)
+        tasks = info.context.tasks
+        return await _one(info, tasks.create_task, user_id, input.to_model(), idempotency_key)
 
     @strawberry.mutation(
         description="Change the fields given; absent fields are kept.", permission_classes=[IsOwner]
@@ -54,11 +68,8 @@ class Mutation:
         input: UpdateTaskInput,
         expected_version: ExpectedVersion = None,
     ) -> Task:
-        async with info.context.session() as session:
-            task = await service.update_task(
-                session, user_id, id, input.to_model(), expected_version
-            )
-        return Task.from_model(task)
+        tasks = info.context.tasks
+        return await _one(info, tasks.update_task, user_id, id, input.to_model(), expected_version)
 
     @strawberry.mutation(
         description="Mark the task completed (or not); idempotent.", permission_classes=[IsOwner]
@@ -71,9 +82,8 @@ class Mutation:
         completed: bool = True,
         expected_version: ExpectedVersion = None,
     ) -> Task:
-        async with info.context.session() as session:
-            task = await service.set_completed(session, user_id, id, completed, expected_version)
-        return Task.from_model(task)
+        tasks = info.context.tasks
+        return await _one(info, tasks.set_completed, user_id, id, completed, expected_version)
 
     @strawberry.mutation(
         description="Delete the task; returns it as it was.", permission_classes=[IsOwner]
@@ -85,6 +95,4 @@ class Mutation:
         id: strawberry.ID,
         expected_version: ExpectedVersion = None,
     ) -> Task:
-        async with info.context.session() as session:
-            task = await service.delete_task(session, user_id, id, expected_version)
-        return Task.from_model(task)
+        return await _one(info, info.context.tasks.delete_task, user_id, id, expected_version)

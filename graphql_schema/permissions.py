@@ -25,7 +25,8 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 
-from api import auth, errors
+from api.auth import authorize
+from api.tasks import errors
 from graphql_schema.context import Context
 
 USER_ID_ARGUMENT = "userId"
@@ -36,10 +37,8 @@ class IsOwner(BasePermission):
 
     def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
         context: Context = info.context
-        if context.caller is None:
-            raise errors.AuthenticationError()
         # Raises AuthorizationError itself, so ErrorCodes gives the error its FORBIDDEN code.
-        auth.authorize(context.caller, kwargs["user_id"])
+        authorize(context.caller, kwargs["user_id"])
         return True
 
 
@@ -100,9 +99,7 @@ class OperationOwner(SchemaExtension):
         )
         try:
             for user_id in users:
-                if context.caller is None:
-                    raise errors.AuthenticationError()
-                auth.authorize(context.caller, user_id)
+                authorize(context.caller, user_id)
         except errors.TaskAPIError as error:
             # A result set here is what Strawberry returns instead of executing the operation.
             execution.result = ExecutionResult(

@@ -3,7 +3,7 @@
 import strawberry
 from strawberry import UNSET
 
-from api import errors, service
+from api.tasks import errors
 from graphql_schema.context import Context
 from graphql_schema.inputs import TaskFilter, TaskOrder, connection_query, list_query
 from graphql_schema.permissions import IsOwner
@@ -26,9 +26,9 @@ class Query:
         order_by: TaskOrder | None = UNSET,
         limit: int | None = UNSET,
     ) -> list[Task]:
+        context = info.context
         query = list_query(filter, order_by, limit)
-        async with info.context.session() as session:
-            page = await service.list_tasks(session, user_id, query)
+        page = await context.run(context.tasks.list_tasks, user_id, query)
         return [Task.from_model(task) for task in page.tasks]
 
     @strawberry.field(
@@ -47,11 +47,11 @@ class Query:
         last: int | None = UNSET,
         before: str | None = UNSET,
     ) -> TaskConnection:
+        context = info.context
         # Arguments left out are UNSET, which the validated models read as absent.
         window = {"first": first, "after": after, "last": last, "before": before}
         query = connection_query(filter, order_by, window)
-        async with info.context.session() as session:
-            page = await service.list_tasks(session, user_id, query)
+        page = await context.run(context.tasks.list_tasks, user_id, query)
         return TaskConnection.from_page(page, user_id, query.filter)
 
     @strawberry.field(
@@ -59,9 +59,9 @@ class Query:
         permission_classes=[IsOwner],
     )
     async def task(self, info: Info, user_id: str, id: strawberry.ID) -> Task | None:
+        context = info.context
         try:
-            async with info.context.session() as session:
-                return Task.from_model(await service.get_task(session, user_id, id))
+            return Task.from_model(await context.run(context.tasks.get_task, user_id, id))
         except errors.NotFoundError:
             # Expected absence is null, not an error (Strawberry's advice for nullable lookups).
             return None

@@ -4,7 +4,8 @@ from datetime import datetime
 
 import strawberry
 
-from api import models, service
+from api.tasks import shapes
+from api.tasks.service import TaskPage
 from graphql_schema.context import Context
 
 
@@ -23,21 +24,19 @@ class Task:
     )
 
     @classmethod
-    def from_model(cls, task: models.TaskRecord) -> "Task":
-        return cls(
-            id=strawberry.ID(str(task.id)),
-            user_id=task.user_id,
-            title=task.title,
-            description=task.description,
-            completed=task.completed,
-            created_at=task.created_at,
-            updated_at=task.updated_at,
-            version=task.version,
-        )
+    def from_model(cls, task: shapes.TaskRecord) -> "Task":
+        """The GraphQL task of a stored one: the same fields by name (the id as text)."""
+        values = {name: getattr(task, name) for name in _TASK_FIELDS}
+        return cls(**{**values, "id": strawberry.ID(str(task.id))})
 
 
-TaskOrderField = strawberry.enum(models.TaskOrderField, description="What a list is sorted by.")
-OrderDirection = strawberry.enum(models.OrderDirection)
+# The GraphQL type's fields are the domain's (api.tasks.shapes.TaskRead), by name; a test holds
+# the two together.
+_TASK_FIELDS = tuple(field.python_name for field in Task.__strawberry_definition__.fields)
+
+
+TaskOrderField = strawberry.enum(shapes.TaskOrderField, description="What a list is sorted by.")
+OrderDirection = strawberry.enum(shapes.OrderDirection)
 
 
 @strawberry.type
@@ -59,7 +58,7 @@ class TaskConnection:
     edges: list[TaskEdge]
     page_info: PageInfo
     owner: strawberry.Private[str]
-    task_filter: strawberry.Private[models.TaskFilter]
+    task_filter: strawberry.Private[shapes.TaskFilter]
 
     @strawberry.field
     def nodes(self) -> list[Task]:
@@ -67,12 +66,12 @@ class TaskConnection:
 
     @strawberry.field(description="How many tasks match the filter (counted only when asked).")
     async def total_count(self, info: strawberry.Info[Context, None]) -> int:
-        async with info.context.session() as session:
-            return await service.count_tasks(session, self.owner, self.task_filter)
+        context = info.context
+        return await context.run(context.tasks.count_tasks, self.owner, self.task_filter)
 
     @classmethod
     def from_page(
-        cls, page: service.TaskPage, owner: str, task_filter: models.TaskFilter
+        cls, page: TaskPage, owner: str, task_filter: shapes.TaskFilter
     ) -> "TaskConnection":
         edges = [
             TaskEdge(cursor=cursor, node=Task.from_model(task))

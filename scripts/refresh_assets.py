@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild the browser assets in api/static from the npm packages pinned in scripts/assets.
+"""Rebuild the browser assets in api/web/static from the npm packages pinned in scripts/assets.
 
     python scripts/refresh_assets.py            # rebuild exactly the pinned versions
     python scripts/refresh_assets.py --upgrade  # move every pin to its newest release, rebuild
@@ -29,9 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "scripts" / "assets"
-STATIC = ROOT / "api" / "static"
+STATIC = ROOT / "api" / "web" / "static"
 MANIFEST = STATIC / "VERSIONS.json"
-# The directories this script owns; anything else under api/static (our own scripts) is kept.
+# The directories this script owns; anything else under api/web/static (our own scripts) is kept.
 VENDORED = ("graphiql", "swagger-ui", "redoc")
 SOURCE_FILES = ("package.json", "package-lock.json", ".npmrc", "build.mjs")
 SOURCE_FILES += ("graphiql.jsx", "graphiql.css")

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlmodel import col, select
 
 from api.main import create_app
-from api.models import Task
+from api.storage.tables import Task
 from tests.conftest import client_for, make_settings
 
 
@@ -41,7 +41,7 @@ def app_of(client: httpx.AsyncClient) -> FastAPI:
 
 async def stored_tasks(app: FastAPI) -> list[dict[str, Any]]:
     """Every row of the tasks table, read from the database itself."""
-    async with app.state.sessionmaker() as session:
+    async with app.state.store.sessionmaker() as session:
         rows = (await session.exec(select(Task).order_by(col(Task.id)))).all()
         return [row.model_dump() for row in rows]
 
@@ -49,7 +49,7 @@ async def stored_tasks(app: FastAPI) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def sql_statements(app: FastAPI) -> Iterator[list[str]]:
     """The SQL statements the app sends to its database inside the block."""
-    engine = app.state.sessionmaker.kw["bind"].sync_engine
+    engine = app.state.store.engine.sync_engine
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -34,13 +34,13 @@ def error_codes(body: dict[str, Any]) -> list[str]:
 
 async def execute(app: FastAPI, statement: Executable) -> None:
     """Run one statement on the app's own database, in its own transaction (test set-up only)."""
-    engine: AsyncEngine = app.state.engine
+    engine: AsyncEngine = app.state.store.engine
     async with engine.begin() as connection:
         await connection.execute(statement)
 
 
 async def fetch_all(app: FastAPI, statement: Executable) -> list[Any]:
     """The rows one statement returns from the app's own database."""
-    engine: AsyncEngine = app.state.engine
+    engine: AsyncEngine = app.state.store.engine
     async with engine.connect() as connection:
         return list((await connection.execute(statement)).all())

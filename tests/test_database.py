@@ -25,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from api.main import create_app
-from api.migrate import alembic_config, upgrade_database
+from api.storage.migrate import alembic_config, upgrade_database
 from tests.conftest import client_for, make_settings, reset_postgres
 from tests.factories import create_task, error_codes, graphql
 
@@ -456,7 +456,9 @@ class TestPingAfterIdle:
         async with running(app) as client:
             task = await create_task(client, "alice", "first")
             # From here on the pool reuses its connection: a failed ping would open another.
-            event.listen(app.state.engine.sync_engine, "connect", lambda *args: opened.append(args))
+            event.listen(
+                app.state.store.engine.sync_engine, "connect", lambda *args: opened.append(args)
+            )
             async with asyncio.timeout(BOUND):
                 listing = await client.get("/api/alice/tasks")
                 second = await create_task(client, "alice", "second")

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from api.config import DEFAULT_DATABASE_URL, Settings
-from api.db import engine_options
+from api.storage.urls import engine_options
 from tests.conftest import make_settings
 
 NEON_POOLER_HOST = "ep-cool-name-123456-pooler.us-east-2.aws.neon.tech"

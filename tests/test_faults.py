@@ -20,11 +20,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlmodel import select
 
-from api import errors, service
 from api.main import create_app
-from api.models import Task, TaskCreate
+from api.tasks import errors
+from api.tasks.service import TaskService
+from api.tasks.shapes import TaskCreate
 from tests.conftest import _asyncpg_dsn, client_for, make_settings, reset_postgres
 from tests.factories import create_task, error_codes, graphql
 from tests.test_rest import assert_problem
@@ -131,23 +131,25 @@ class TestReadRetry:
         self, pg_app: FastAPI, pg_client: httpx.AsyncClient, admin: asyncpg.Connection
     ) -> None:
         task = await create_task(pg_client)
-        async with pg_app.state.sessionmaker() as session:
-            # The session now holds a connection, past any check the pool makes on checkout.
-            await session.exec(select(Task.id).limit(1))
+        tasks: TaskService = pg_app.state.tasks
+        async with tasks.session() as db:
+            # The pool's one connection was used moments ago, so its next checkout is not pinged.
+            await tasks.ping(db)
             assert await kill_app_connections(admin) == 1
-            listed = await service.list_tasks(session, "alice")
+            listed = await tasks.list_tasks(db, "alice")
             assert [str(found.id) for found in listed.tasks] == [task["id"]]
 
     async def test_write_on_a_connection_that_died_is_not_retried(
         self, pg_app: FastAPI, pg_client: httpx.AsyncClient, admin: asyncpg.Connection
     ) -> None:
-        async with pg_app.state.sessionmaker() as session:
-            await session.exec(select(Task.id).limit(1))
+        tasks: TaskService = pg_app.state.tasks
+        async with tasks.session() as db:
+            await tasks.ping(db)
             assert await kill_app_connections(admin) == 1
             with pytest.raises(errors.DatabaseError):
-                await service.create_task(session, "alice", TaskCreate(title="once"))
+                await tasks.create_task(db, "alice", TaskCreate(title="once"))
             # The same session works again for the caller's own, deliberate retry.
-            await service.create_task(session, "alice", TaskCreate(title="twice"))
+            await tasks.create_task(db, "alice", TaskCreate(title="twice"))
         titles = [task["title"] for task in (await pg_client.get("/api/alice/tasks")).json()]
         assert titles == ["twice"]
 

@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, insert, select, update
 
-from api.db import utcnow
-from api.idempotency import PURGE_BATCH, TTL
-from api.models import IdempotencyKey
+from api.storage.columns import utcnow
+from api.storage.tables import IdempotencyKey
+from api.tasks.idempotency import PURGE_BATCH, TTL
 from tests.factories import TASK_FIELDS, error_codes, execute, fetch_all, graphql
 from tests.test_rest import assert_problem
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.models import Task
+from api.storage.tables import Task
 from tests.factories import TASK_FIELDS, create_task, error_codes, graphql
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,7 +37,7 @@ async def seed(app: FastAPI, user_id: str, count: int) -> list[Task]:
         )
         for n in range(count)
     ]
-    async with app.state.sessionmaker() as session:
+    async with app.state.store.sessionmaker() as session:
         session.add_all(tasks)
         await session.commit()
     return tasks

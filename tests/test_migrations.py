@@ -9,7 +9,7 @@ from alembic import command
 from asgi_lifespan import LifespanManager
 
 from api.main import create_app
-from api.migrate import alembic_config, migration_engine, run_locked
+from api.storage.migrate import alembic_config, migration_engine, run_locked
 from tests.conftest import client_for, make_settings
 
 # The tasks table as migration 0001 made it, before any later revision.

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.assets import CONTENT_SECURITY_POLICY, STATIC_DIR
+from api.web.assets import CONTENT_SECURITY_POLICY, STATIC_DIR
 from tests.factories import create_task
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -118,7 +118,7 @@ async def test_every_operation_works_through_the_pooler(
     pooled_client: httpx.AsyncClient,
 ) -> None:
     client = pooled_client
-    assert app_of(client).state.sessionmaker.kw["info"]["behind_pooler"] is True
+    assert app_of(client).state.store.behind_pooler is True
 
     created = await asyncio.gather(
         *(client.post("/api/alice/tasks", json={"title": f"task {n}"}) for n in range(ROUNDS))

@@ -1,62 +1,17 @@
-"""Every failure under /api becomes the contract's problem-details body (RFC 9457)."""
+"""Every failure under /api becomes the contract's problem-details body (RFC 9457): the
+service's errors, FastAPI's request validation and Starlette's HTTP errors."""
 
 from http import HTTPStatus
-from typing import Any
 
 import pydantic
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api import errors
-
-PROBLEM_JSON = "application/problem+json"
-
-
-class FieldErrorBody(BaseModel):
-    field: str
-    message: str
-
-
-class Problem(BaseModel):
-    """An error response: RFC 9457 problem details plus the fields legacy callers read."""
-
-    title: str
-    status: int
-    detail: str
-    error_type: str
-    errors: list[FieldErrorBody] | None = None
-
-
-def error_headers(error: errors.TaskAPIError, retry_after: int) -> dict[str, str]:
-    """The headers an error answer carries on either face: a challenge, a time to retry."""
-    headers: dict[str, str] = {}
-    if isinstance(error, errors.AuthenticationError):
-        headers["WWW-Authenticate"] = error.challenge
-    if error.status_code == 503:
-        headers["Retry-After"] = str(retry_after)
-    return headers
-
-
-def problem_response(error: errors.TaskAPIError, retry_after: int) -> JSONResponse:
-    body: dict[str, Any] = {
-        "title": error.title,
-        "status": error.status_code,
-        "detail": error.detail,
-        "error_type": error.error_type,
-    }
-    if isinstance(error, errors.ValidationError):
-        body["errors"] = error.errors
-    return JSONResponse(
-        body,
-        status_code=error.status_code,
-        headers=error_headers(error, retry_after),
-        media_type=PROBLEM_JSON,
-    )
-
+from api.tasks import errors
+from api.web.problems import PROBLEM_JSON, problem_response
 
 MALFORMED_JSON = errors.ValidationError(
     [{"field": "body", "message": "malformed JSON"}], "Malformed JSON body"

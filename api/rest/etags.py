@@ -8,7 +8,7 @@ to happen only if nobody changed the task since it read it.
 import re
 from uuid import UUID
 
-from api.models import TaskRecord
+from api.tasks.shapes import TaskRecord
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; anything between the tags is ignored.
 _ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')

@@ -1,4 +1,4 @@
-"""The browser pages' assets (api/static), served by this service itself, and the pages' headers.
+"""The browser pages' assets (api/web/static), served by this service itself, and their headers.
 
 GraphiQL, Swagger UI and ReDoc load every script, style sheet and font from here, so they work
 without internet access and under a Content-Security-Policy that allows only this origin. The
@@ -66,7 +66,7 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 
 @cache
 def asset_digest() -> str:
-    """A digest of every file under api/static; part of each asset URL."""
+    """A digest of every file under api/web/static; part of each asset URL."""
     digest = hashlib.sha256()
     for path in sorted(STATIC_DIR.rglob("*")):
         if path.is_file():
@@ -76,7 +76,7 @@ def asset_digest() -> str:
 
 
 def asset_url(request: Request, path: str) -> str:
-    """The URL of `path` (relative to api/static), behind any proxy prefix the app runs under."""
+    """The URL of `path` (under api/web/static), behind any proxy prefix the app runs under."""
     root_path = str(request.scope.get("root_path", "")).rstrip("/")
     return f"{root_path}/assets/{asset_digest()}/{path}"
 
@@ -151,5 +151,5 @@ class AssetFiles(StaticFiles):
 
 
 def mount_assets(app: FastAPI) -> None:
-    """Serve api/static under /assets/<digest>/."""
+    """Serve api/web/static under /assets/<digest>/."""
     app.mount(f"/assets/{asset_digest()}", AssetFiles(directory=STATIC_DIR), name="assets")

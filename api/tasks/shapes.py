@@ -1,9 +1,10 @@
 """The task, in the shapes each layer needs; every input rule of the contract lives here."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -14,10 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import Column, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
-
-from api.db import UTCDateTime, utcnow
 
 TITLE_MAX = 500
 DESCRIPTION_MAX = 10_000
@@ -75,34 +73,6 @@ IdempotencyKeyValue = Annotated[
 Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
 
 
-class Task(SQLModel, table=True):
-    """A stored task (table `tasks`); written only by the service."""
-
-    __tablename__ = "tasks"
-    # One index per list order (see the migrations), each serving one user's pages.
-    __table_args__ = (
-        Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
-        Index("ix_tasks_user_id_updated_at_id", "user_id", "updated_at", "id"),
-        Index("ix_tasks_user_id_title_id", "user_id", "title", "id"),
-    )
-
-    id: UUID = Field(default_factory=uuid4, primary_key=True)
-    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), nullable=False))
-    title: str = Field(sa_column=Column(String(TITLE_MAX), nullable=False))
-    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    completed: bool = Field(default=False, nullable=False)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
-    )
-    # Optimistic concurrency: 1 on creation, +1 on every write that changes the task.
-    version: int = Field(
-        default=1, sa_column=Column(Integer, nullable=False, server_default=text("1"))
-    )
-
-
 class TaskRecord(Protocol):
     """A stored task as the service returns it: a `Task`, or a row read with the table's columns.
 
@@ -125,23 +95,6 @@ class TaskRecord(Protocol):
     def updated_at(self) -> datetime: ...
     @property
     def version(self) -> int: ...
-
-
-class IdempotencyKey(SQLModel, table=True):
-    """A keyed create (table `idempotency_keys`), kept so that a retry answers as the first did."""
-
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
-
-    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), primary_key=True))
-    key: str = Field(sa_column=Column(String(IDEMPOTENCY_KEY_MAX), primary_key=True))
-    # sha256 of the validated request, so the same key with another body is told apart.
-    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
-    task_id: UUID = Field(nullable=False)
-    # The task as the first request created it (TaskRead JSON): a replay answers with exactly this,
-    # even after the task was changed or deleted.
-    response: str = Field(sa_column=Column(Text, nullable=False))
-    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class TaskCreate(SQLModel):
@@ -290,3 +243,11 @@ class ConnectionWindow(SQLModel):
             last=self.last,
             before=self.before,
         )
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Where a page starts or ends: the boundary task's sort key and id."""
+
+    key: datetime | str
+    task_id: UUID

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from api.config import Settings
-from api.db import engine_options
+from api.storage.urls import engine_options
 
 # Any constant works; it only has to be the same in every process of this service.
 MIGRATION_LOCK_KEY = 7_361_222_001
@@ -18,7 +18,7 @@ MIGRATION_LOCK_KEY = 7_361_222_001
 
 def alembic_config() -> Config:
     config = Config()
-    config.set_main_option("script_location", "api:migrations")
+    config.set_main_option("script_location", "api.storage:migrations")
     return config
 
 

@@ -8,18 +8,15 @@ the request addresses. With neither a secret nor a JWKS URL configured there is 
 every caller may address every user.
 """
 
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import jwt
-from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from jwt.types import Options
 
+from api.auth.jwks import JwksKeys
 from api.config import Settings
-from api.errors import AuthenticationError, AuthorizationError
-from api.jwks import JwksKeys
+from api.tasks.errors import AuthenticationError, AuthorizationError
 
 
 @dataclass(frozen=True)
@@ -168,28 +165,3 @@ def create_verifier(settings: Settings) -> TokenVerifier | None:
         )
         return TokenVerifier(settings, keys)
     return None
-
-
-async def authenticate(request: Request) -> Caller:
-    """The caller of `request`; AuthenticationError when authentication is on and fails."""
-    verifier: TokenVerifier | None = request.app.state.verifier
-    if verifier is None:
-        return ANYONE
-    return await verifier.caller(request.headers.getlist("authorization"))
-
-
-class OwnerRoute(APIRoute):
-    """A REST route under /api/{user_id}: only the user in the path may call it.
-
-    Authentication and the ownership rule run before the request body is read or parsed, so
-    a caller who may not address this user learns nothing else and costs nothing more.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def handle_for_owner(request: Request) -> Response:
-            authorize(await authenticate(request), request.path_params["user_id"])
-            return await handle(request)
-
-        return handle_for_owner

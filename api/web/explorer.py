@@ -10,7 +10,7 @@ from html import escape
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from api.assets import asset_url, html_page, json_for_html
+from api.web.assets import asset_url, html_page, json_for_html
 
 # What a new user sees first: an example they can run at once, and where to go next.
 DEFAULT_QUERY = """\

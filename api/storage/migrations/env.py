@@ -6,9 +6,9 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-import api.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import api.storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from api.config import Settings
-from api.migrate import migration_engine, run_locked
+from api.storage.migrate import migration_engine, run_locked
 
 target_metadata = SQLModel.metadata
 
@@ -34,7 +34,7 @@ async def run_from_command_line() -> None:
 
 shared_connection = context.config.attributes.get("connection")
 if shared_connection is not None:
-    # Called by api.migrate inside its locked transaction.
+    # Called by api.storage.migrate inside its locked transaction.
     run_migrations(shared_connection)
 elif context.is_offline_mode():
     raise SystemExit("offline (--sql) migrations are not supported; run against a database")

@@ -13,8 +13,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
-from api.error_handlers import problem_response
+from api.web.errors import PayloadTooLargeError
+from api.web.problems import problem_response
 
 # Paths whose answers carry task data (or the refusal to hand it out).
 PRIVATE_PATH_PREFIXES = ("/api/", "/graphql")
@@ -38,7 +38,7 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     def _too_large(self) -> Response:
-        error = errors.PayloadTooLargeError(
+        error = PayloadTooLargeError(
             f"The request body is larger than the limit of {self.max_bytes} bytes"
         )
         response = problem_response(error, retry_after=0)

@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,18 +19,10 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import errors
-from api.models import TaskOrder, TaskOrderField, TaskRecord
+from api.tasks import errors
+from api.tasks.shapes import Boundary, TaskOrder, TaskOrderField, TaskRecord
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """Where a page starts or ends: the boundary task's sort key and id."""
-
-    key: datetime | str
-    task_id: UUID
 
 
 def sort_key(task: TaskRecord, field: TaskOrderField) -> datetime | str:

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 
 import pydantic
 from sqlalchemy import delete, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import errors
-from api.db import insert_ignoring_duplicates, utcnow
-from api.models import IdempotencyKey, IdempotencyKeyValue, Task, TaskCreate, TaskRead
+from api.storage.columns import utcnow
+from api.storage.statements import insert_ignoring_duplicates
+from api.storage.store import StoreSession
+from api.storage.tables import IdempotencyKey, Task
+from api.tasks import errors
+from api.tasks.shapes import IdempotencyKeyValue, TaskCreate, TaskRead
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _from_snapshot(snapshot: str) -> Task:
 
 
 async def create_once(
-    session: AsyncSession,
+    db: StoreSession,
     user_id: str,
     key: str,
     data: TaskCreate,
@@ -72,7 +73,7 @@ async def create_once(
 ) -> Task:
     """Claim (user, key) and insert the task in one transaction, or answer as the claimant did."""
     request = fingerprint(data)
-    dialect = session.get_bind().dialect.name
+    session, dialect = db.orm, db.dialect_name
     # Three rounds cover the only reasons to go again: an expired key was just deleted, or the
     # row that blocked the claim vanished (its own expiry) before it could be read.
     for _ in range(3):
@@ -127,7 +128,7 @@ async def create_once(
     raise RuntimeError("idempotency key could not be claimed or read")
 
 
-async def purge_expired(session: AsyncSession) -> None:
+async def purge_expired(db: StoreSession) -> None:
     """Delete a bounded batch of expired keys of any user; best effort, after the create committed.
 
     SKIP LOCKED lets concurrent purges take disjoint rows instead of waiting on (or deadlocking
@@ -146,10 +147,8 @@ async def purge_expired(session: AsyncSession) -> None:
     )
     # On a connection of its own: a failure here must not roll back (and so expire) the objects
     # of the request's session, which the caller is about to answer with.
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine)
     try:
-        async with engine.begin() as connection:
+        async with db.own_transaction() as connection:
             await connection.execute(statement)
     except Exception as exc:
         # The create has committed and must be answered as such; the next keyed create purges.

@@ -1,32 +1,16 @@
 """The REST facade at /api/{user_id}/tasks: call the service, set status and headers."""
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
-from api import etags, service
-from api.auth import OwnerRoute
-from api.db import SessionDep, SessionRoute
-from api.error_handlers import Problem
-from api.models import (
-    IDEMPOTENCY_KEY_MAX,
-    IDEMPOTENCY_KEY_PATTERN,
-    LIST_LIMIT_MAX,
-    USER_ID_MAX,
-    OrderDirection,
-    TaskCompletion,
-    TaskCreate,
-    TaskFilter,
-    TaskListQuery,
-    TaskOrder,
-    TaskOrderField,
-    TaskRead,
-    TaskRecord,
-    TaskUpdate,
-)
+from api.rest import etags
+from api.rest.params import IdempotencyKey, IfMatch, TaskIdPath, TaskListParams, UserIdPath
+from api.rest.routing import SessionDep, TaskRoute, TasksDep
+from api.tasks.shapes import TaskCompletion, TaskCreate, TaskRead, TaskRecord, TaskUpdate
+from api.web.problems import Problem
 
 # Documented on every route; api.main's OpenAPI hook files them under application/problem+json.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -63,42 +47,8 @@ ONE_TASK: dict[int | str, dict[str, Any]] = {
     200: {"description": "The task", "headers": ETAG_HEADER}
 }
 
-# As a path segment a user id cannot contain "/" nor be "." or ".." (URLs resolve those away); the
-# service allows any 1-255 characters without NUL, which GraphQL can use.
-UserIdPath = Annotated[
-    str,
-    Path(
-        description="The owner: 1-255 characters, no NUL; not `/`, `.` or `..` in a URL",
-        json_schema_extra={
-            "minLength": 1,
-            "maxLength": USER_ID_MAX,
-            "pattern": r"^(?:[^\x00/.][^\x00/]*|\.[^\x00/.][^\x00/]*|\.\.[^\x00/]+)$",
-        },
-    ),
-]
-# Documented as a UUID; anything else names no task and is answered 404 like a missing one.
-TaskIdPath = Annotated[
-    str,
-    Path(
-        description="The task's id; an id that is not a UUID is not found",
-        json_schema_extra={"format": "uuid"},
-    ),
-]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Change the task only if it is still at this ETag (or `*`: if it exists); "
-        "otherwise 412 and nothing changes. Without it, the last write wins.",
-    ),
-]
-
-
-class TaskRoute(OwnerRoute, SessionRoute):
-    """Only the user in the path may call it (checked first), and it has the request's session."""
-
-
-# Every route answers only the user in its path (api.auth.OwnerRoute), before reading its body.
+# Every route answers only the user in its path (api.rest.routing.OwnerRoute), before it reads
+# the body.
 router = APIRouter(
     prefix="/api/{user_id}/tasks",
     tags=["tasks"],
@@ -114,44 +64,6 @@ router = APIRouter(
 def _one(task: TaskRecord, response: Response) -> TaskRecord:
     response.headers["ETag"] = etags.etag(task)
     return task
-
-
-class TaskListParams(BaseModel):
-    """The list's query string; with none of it, every task, oldest first (as always)."""
-
-    completed: Literal["true", "false"] | None = Field(
-        default=None, description="Only completed (`true`) or open (`false`) tasks"
-    )
-    search: str | None = Field(
-        default=None,
-        description="Case-insensitive substring of the title or description; "
-        "`%`, `_` and `\\` match themselves",
-    )
-    sort: Literal["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"] = (
-        Field(default="created_at", description="Order; a leading `-` is descending")
-    )
-    limit: int | None = Field(
-        default=None,
-        ge=1,
-        le=LIST_LIMIT_MAX,
-        description='Page size; when more tasks follow, a `Link: <...>; rel="next"` header '
-        "gives the next page's URL",
-    )
-    cursor: str | None = Field(default=None, description="From a previous page's `Link` header")
-
-    def to_query(self) -> TaskListQuery:
-        return TaskListQuery(
-            filter=TaskFilter(
-                completed=None if self.completed is None else self.completed == "true",
-                search=self.search,
-            ),
-            order=TaskOrder(
-                field=TaskOrderField(self.sort.removeprefix("-")),
-                direction=OrderDirection.DESC if self.sort.startswith("-") else OrderDirection.ASC,
-            ),
-            first=self.limit,
-            after=self.cursor,
-        )
 
 
 @router.get(
@@ -172,13 +84,14 @@ class TaskListParams(BaseModel):
     },
 )
 async def list_tasks(
-    session: SessionDep,
+    db: SessionDep,
+    tasks: TasksDep,
     user_id: UserIdPath,
     params: Annotated[TaskListParams, Query()],
     request: Request,
     response: Response,
 ) -> Sequence[TaskRecord]:
-    page = await service.list_tasks(session, user_id, params.to_query())
+    page = await tasks.list_tasks(db, user_id, params.to_query())
     if page.has_next_page and page.end_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.end_cursor)
         response.headers["Link"] = f'<{next_url}>; rel="next"'
@@ -201,26 +114,14 @@ async def list_tasks(
     },
 )
 async def create_task(
-    session: SessionDep,
+    db: SessionDep,
+    tasks: TasksDep,
     user_id: UserIdPath,
     data: TaskCreate,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="A client-made unique key (1-255 printable ASCII characters, e.g. a "
-            "UUID). Repeating a create with the same key within 24 hours answers with the task "
-            "the first request created, as it was created, instead of creating another; the same "
-            "key with a different body is a 400.",
-            json_schema_extra={
-                "maxLength": IDEMPOTENCY_KEY_MAX,
-                "pattern": IDEMPOTENCY_KEY_PATTERN,
-            },
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskRecord:
-    task = await service.create_task(session, user_id, data, idempotency_key)
+    task = await tasks.create_task(db, user_id, data, idempotency_key)
     response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{task.id}"
     return _one(task, response)
 
@@ -239,7 +140,8 @@ async def create_task(
     },
 )
 async def get_task(
-    session: SessionDep,
+    db: SessionDep,
+    tasks: TasksDep,
     user_id: UserIdPath,
     task_id: TaskIdPath,
     response: Response,
@@ -251,7 +153,7 @@ async def get_task(
         ),
     ] = None,
 ) -> Any:
-    task = await service.get_task(session, user_id, task_id)
+    task = await tasks.get_task(db, user_id, task_id)
     if etags.none_match(if_none_match, task):
         return Response(
             status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etags.etag(task)}
@@ -266,7 +168,8 @@ async def get_task(
     responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
 )
 async def update_task(
-    session: SessionDep,
+    db: SessionDep,
+    tasks: TasksDep,
     user_id: UserIdPath,
     task_id: TaskIdPath,
     changes: TaskUpdate,
@@ -274,7 +177,7 @@ async def update_task(
     if_match: IfMatch = None,
 ) -> TaskRecord:
     expected = etags.expected_versions(if_match, task_id)
-    task = await service.update_task(session, user_id, task_id, changes, expected)
+    task = await tasks.update_task(db, user_id, task_id, changes, expected)
     return _one(task, response)
 
 
@@ -285,7 +188,8 @@ async def update_task(
     responses={**ONE_TASK, **NOT_FOUND, **PRECONDITION_FAILED},
 )
 async def complete_task(
-    session: SessionDep,
+    db: SessionDep,
+    tasks: TasksDep,
     user_id: UserIdPath,
     task_id: TaskIdPath,
     response: Response,
@@ -294,7 +198,7 @@ async def complete_task(
 ) -> TaskRecord:
     completed = body.completed if body is not None else True
     expected = etags.expected_versions(if_match, task_id)
-    task = await service.set_completed(session, user_id, task_id, completed, expected)
+    task = await tasks.set_completed(db, user_id, task_id, completed, expected)
     return _one(task, response)
 
 
@@ -306,8 +210,12 @@ async def complete_task(
     response_class=Response,
 )
 async def delete_task(
-    session: SessionDep, user_id: UserIdPath, task_id: TaskIdPath, if_match: IfMatch = None
+    db: SessionDep,
+    tasks: TasksDep,
+    user_id: UserIdPath,
+    task_id: TaskIdPath,
+    if_match: IfMatch = None,
 ) -> Response:
     expected = etags.expected_versions(if_match, task_id)
-    await service.delete_task(session, user_id, task_id, expected)
+    await tasks.delete_task(db, user_id, task_id, expected)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

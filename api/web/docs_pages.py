@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import swagger_ui_default_parameters
 from fastapi.responses import HTMLResponse
 
-from api.assets import asset_url, html_page, json_for_html
+from api.web.assets import asset_url, html_page, json_for_html
 
 router = APIRouter(include_in_schema=False)
 

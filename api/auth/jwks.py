@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import jwt
 
-from api.errors import AuthenticationError, SigningKeysUnavailableError
+from api.tasks.errors import AuthenticationError, SigningKeysUnavailableError
 
 logger = logging.getLogger(__name__)
 

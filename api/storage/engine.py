@@ -1,0 +1,81 @@
+"""The async engine and its pool: SQLite's pragmas, and a ping only after a connection sat idle."""
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+from api.config import Settings
+from api.storage.urls import EngineOptions
+
+logger = logging.getLogger(__name__)
+
+
+def _enable_sqlite_wal(engine: AsyncEngine) -> None:
+    # WAL lets readers go on while a writer commits; busy_timeout makes a writer wait for the
+    # lock instead of failing at once when two requests write together.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+# Where a pooled connection's `info` keeps the time.monotonic() it was last returned to the pool.
+_CHECKED_IN_AT = "task_api_checked_in_at"
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout only when it sat idle in the pool for `idle_seconds`.
+
+    pool_pre_ping pings on every checkout: one more round trip for every request. A connection
+    returned moments ago is almost always alive, and one that dies in use anyway is handled
+    where it fails (SQLAlchemy then invalidates the whole pool, and reads are retried once).
+    Connections that sit idle are the ones a firewall, an idle timeout or a restart kills unseen.
+    """
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        # None: the connection was just opened (the pool clears `info` whenever it reconnects).
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out a fresh one in its place. Only
+            # this one: idle kills (timeouts, firewalls) take connections one at a time, and each
+            # other idle connection gets its own ping.
+            raise sa_exc.DisconnectionError("pooled connection died while idle") from exc
+
+
+def create_engine(settings: Settings, options: EngineOptions) -> AsyncEngine:
+    """Build the async engine for `options` with the settings' pool."""
+    if options.is_sqlite:
+        engine = create_async_engine(options.url)
+        _enable_sqlite_wal(engine)
+    else:
+        engine = create_async_engine(
+            options.url,
+            connect_args=options.connect_args,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            # Without this the password-less URL repr is still fine, but never echo SQL params.
+            hide_parameters=True,
+        )
+    _ping_after_idle(engine, settings.db_ping_after_idle)
+    return engine

@@ -1,0 +1,48 @@
+"""Driver exceptions, told apart: the database cannot be reached now, or something else failed.
+
+The service turns the first kind into the domain's `DatabaseError` (503 / SERVICE_UNAVAILABLE)
+and everything else into an internal error; only this module knows what each driver raises.
+"""
+
+import sqlite3
+
+from sqlalchemy import exc as sa_exc
+
+from api.tasks.errors import DatabaseError
+
+# SQLite's messages for a database it cannot open or lock right now.
+_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "disk i/o error")
+
+
+def connection_died(exc: BaseException) -> bool:
+    """True when a statement failed because its pooled connection had died (and was dropped)."""
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means the database cannot be reached, as opposed to a bug."""
+    if isinstance(exc, DatabaseError | sa_exc.TimeoutError):
+        return True  # already ours; or no pooled connection became free in time
+    if connection_died(exc):
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | TimeoutError | ConnectionError):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and any(
+            text in str(current).lower() for text in _SQLITE_UNAVAILABLE
+        ):
+            return True
+        # asyncpg's connection-level failures: class 08 (connection exception), 53 (insufficient
+        # resources, e.g. too many connections) and 57P0x (server shutting down / starting up).
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(("08", "53", "57P")):
+            return True
+        if type(current).__name__ in {"ConnectionDoesNotExistError", "InterfaceError"} and (
+            type(current).__module__.startswith("asyncpg")
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,0 +1,109 @@
+"""`TaskStore`, made once at start-up, and `StoreSession`, one request's use of the database.
+
+Every request that touches the database is first admitted to the pool (`TaskStore.session`),
+then uses one connection at a time: the ORM session for writes that need a transaction, or a
+pooled connection for statements that are each complete by themselves (`single_statements`).
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.config import Settings
+from api.storage.engine import create_engine
+from api.storage.urls import engine_options
+from api.tasks.errors import DatabaseError
+
+
+class StoreSession:
+    """One request's use of the database; made by `TaskStore.session`."""
+
+    def __init__(self, store: "TaskStore", orm: AsyncSession) -> None:
+        self.store = store
+        # For writes that need a transaction; it holds a connection only while one is open.
+        self.orm = orm
+
+    @property
+    def dialect_name(self) -> str:
+        return self.store.engine.dialect.name
+
+    @asynccontextmanager
+    async def single_statements(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for calls whose statements are each complete by themselves.
+
+        A SELECT or a plain INSERT is a transaction by itself: run in autocommit it saves the
+        BEGIN and COMMIT/ROLLBACK round trips (two of three for a one-statement call), and a
+        pooled connection taken directly saves the ORM session's transaction bookkeeping. The
+        ORM session holds no connection meanwhile (the service never leaves a transaction open),
+        so a request still uses one at a time. Behind a transaction-mode pooler the statements
+        run in a transaction all the same: outside one, the pooler may send asyncpg's two steps
+        of a statement (prepare, then execute) to two different server connections.
+        """
+        async with self.store.engine.connect() as connection:
+            if self.store.behind_pooler:
+                async with connection.begin():
+                    yield connection
+            else:
+                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def own_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on a connection of its own, apart from the ORM session's."""
+        async with self.store.engine.begin() as connection:
+            yield connection
+
+    async def reset(self) -> None:
+        """End whatever the ORM session had open, releasing its connection (dead or alive)."""
+        await self.orm.rollback()
+
+
+class TaskStore:
+    """The engine, its pool's admission, and whether a transaction-mode pooler is in between.
+
+    SQLAlchemy's async pool gives a returned connection to whoever asks next, so under load a
+    request already waiting can be overtaken again and again: seconds of tail latency while
+    others pass. asyncio.Semaphore serves waiters in order; with one slot per connection the
+    pool itself never has waiters. Waiting is bounded by the pool timeout, then DatabaseError.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, behind_pooler: bool, slots: int, admission_timeout: float
+    ) -> None:
+        self.engine = engine
+        self.behind_pooler = behind_pooler
+        # expire_on_commit=False: objects stay readable after commit without a lazy reload.
+        self.sessionmaker = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._slots = asyncio.Semaphore(slots)
+        self._admission_timeout = admission_timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "TaskStore":
+        options = engine_options(
+            settings.database_url.get_secret_value(), settings.db_connect_timeout
+        )
+        return cls(
+            create_engine(settings, options),
+            behind_pooler=options.behind_pooler,
+            slots=settings.db_pool_size + settings.db_max_overflow,
+            admission_timeout=settings.db_pool_timeout,
+        )
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[StoreSession]:
+        """A request's session, once a slot is free; closed (so rolled back if left open)."""
+        try:
+            async with asyncio.timeout(self._admission_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise DatabaseError("No database connection became free in time") from None
+        try:
+            async with self.sessionmaker() as orm:
+                yield StoreSession(self, orm)
+        finally:
+            self._slots.release()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

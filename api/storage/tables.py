@@ -1,0 +1,59 @@
+"""The tables: tasks and idempotency keys (`service_secrets`, made by the first migration, holds
+the cursor key and is read by the service with a plain statement).
+
+Column lengths are the domain's limits, so a value the rules accept always fits.
+"""
+
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy import Column, Index, Integer, String, Text, text
+from sqlmodel import Field, SQLModel
+
+from api.storage.columns import UTCDateTime, utcnow
+from api.tasks.shapes import IDEMPOTENCY_KEY_MAX, TITLE_MAX, USER_ID_MAX
+
+
+class Task(SQLModel, table=True):
+    """A stored task (table `tasks`); written only by the service."""
+
+    __tablename__ = "tasks"
+    # One index per list order (see the migrations), each serving one user's pages.
+    __table_args__ = (
+        Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        Index("ix_tasks_user_id_title_id", "user_id", "title", "id"),
+    )
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), nullable=False))
+    title: str = Field(sa_column=Column(String(TITLE_MAX), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    completed: bool = Field(default=False, nullable=False)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    # Optimistic concurrency: 1 on creation, +1 on every write that changes the task.
+    version: int = Field(
+        default=1, sa_column=Column(Integer, nullable=False, server_default=text("1"))
+    )
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A keyed create (table `idempotency_keys`), kept so that a retry answers as the first did."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), primary_key=True))
+    key: str = Field(sa_column=Column(String(IDEMPOTENCY_KEY_MAX), primary_key=True))
+    # sha256 of the validated request, so the same key with another body is told apart.
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    task_id: UUID = Field(nullable=False)
+    # The task as the first request created it (TaskRead JSON): a replay answers with exactly this,
+    # even after the task was changed or deleted.
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

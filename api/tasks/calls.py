@@ -1,0 +1,66 @@
+"""What every service call goes through: one translation of failures, and one retry for reads.
+
+Both wrap a `TaskService` method whose first argument after `self` is the request's session.
+"""
+
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from api.storage import failures
+from api.storage.store import StoreSession
+from api.tasks import errors
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# A TaskService method (its `self` is left untyped here, to keep this module below the service).
+Method = Callable[Concatenate[Any, StoreSession, P], Awaitable[R]]
+
+
+def service_call(method: Method[P, R]) -> Method[P, R]:
+    """Roll back on any failure and let only `errors.TaskAPIError` leave the service."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, db: StoreSession, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, db, *args, **kwargs)
+        except BaseException as exc:
+            # The connection may be gone already; the original error is what matters.
+            with contextlib.suppress(Exception):
+                await db.reset()
+            if not isinstance(exc, Exception):
+                raise
+            if failures.is_unavailable(exc) and not isinstance(exc, errors.TaskAPIError):
+                logger.warning("database unavailable: %s", type(exc).__name__)
+                raise errors.DatabaseError() from exc
+            raise errors.classify(exc) from exc
+
+    return wrapper
+
+
+def retried_read(method: Method[P, R]) -> Method[P, R]:
+    """Run a read-only call again, once, when it failed because its connection had died.
+
+    The pool pings only connections that sat idle (api.storage.engine); this catches one that
+    died unnoticed (a database restart, a killed backend). A read changes nothing, so a second
+    try on a fresh connection is safe. Never use this on a write: the first try may have
+    committed.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, db: StoreSession, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, db, *args, **kwargs)
+        except Exception as exc:
+            if not failures.connection_died(exc):
+                raise
+            logger.info("read failed on a dead connection; retrying once on a fresh one")
+            # Releases the invalidated connection; the next statement checks out a new one.
+            await db.reset()
+        return await method(self, db, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,77 @@
+"""The HTTP answer to each error of the tree: its status, and the headers that go with it.
+
+One table for both faces: REST renders it as problem+json, GraphQL over HTTP as a GraphQL
+response with the same status. An error class not listed takes its nearest listed base's.
+"""
+
+from api.tasks import errors
+from api.web.errors import (
+    BadRequestError,
+    MethodNotAllowedError,
+    NotAcceptableError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+
+STATUS: dict[type[errors.TaskAPIError], int] = {
+    errors.TaskAPIError: 500,
+    errors.ValidationError: 400,
+    errors.AuthenticationError: 401,
+    errors.AuthorizationError: 403,
+    errors.NotFoundError: 404,
+    errors.PreconditionFailedError: 412,
+    errors.DatabaseError: 503,
+    errors.SigningKeysUnavailableError: 503,
+    PayloadTooLargeError: 413,
+    BadRequestError: 400,
+    MethodNotAllowedError: 405,
+    NotAcceptableError: 406,
+    UnsupportedMediaTypeError: 415,
+}
+
+# RFC 9110's reason phrases (Python 3.11's HTTPStatus still says "Request Entity Too Large").
+TITLE = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def status_for(error_class: type[errors.TaskAPIError]) -> int:
+    for kind in error_class.__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+def status_of(error: errors.TaskAPIError) -> int:
+    return status_for(type(error))
+
+
+def challenge(error: errors.AuthenticationError) -> str:
+    """The `WWW-Authenticate` value (RFC 6750 3.1): a request without credentials gets a bare
+    challenge; one whose token is bad gets error="invalid_token"."""
+    if not error.invalid_token:
+        return "Bearer"
+    return f'Bearer error="invalid_token", error_description="{error.detail}"'
+
+
+def error_headers(error: errors.TaskAPIError, retry_after: int) -> dict[str, str]:
+    """The headers an error answer carries on either face: a challenge, a time to retry, the
+    methods that would work."""
+    headers: dict[str, str] = {}
+    if isinstance(error, errors.AuthenticationError):
+        headers["WWW-Authenticate"] = challenge(error)
+    if isinstance(error, MethodNotAllowedError):
+        headers["Allow"] = ", ".join(error.allow)
+    if status_of(error) == 503:
+        headers["Retry-After"] = str(retry_after)
+    return headers
