@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import _asyncpg_dsn, reset_postgres
-from tests.test_faults import wait_until_a_request_waits_on_a_lock
+from tests.storage.test_faults import wait_until_a_request_waits_on_a_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every step waits at most this long, so a broken shutdown fails the test instead of hanging it.

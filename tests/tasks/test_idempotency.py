@@ -14,7 +14,7 @@ from api.storage.columns import utcnow
 from api.storage.tables import IdempotencyKey
 from api.tasks.idempotency import PURGE_BATCH, TTL
 from tests.factories import TASK_FIELDS, error_codes, execute, fetch_all, graphql
-from tests.test_rest import assert_problem
+from tests.rest.test_rest import assert_problem
 
 CREATE = f"""
 mutation Create($userId: String!, $input: CreateTaskInput!, $key: String) {{

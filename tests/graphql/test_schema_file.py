@@ -6,7 +6,7 @@ from graphql import GraphQLArgument, GraphQLField, GraphQLObjectType, build_sche
 
 from graphql_schema.schema import schema
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 REGENERATE = "strawberry export-schema graphql_schema.schema:schema --output schema.graphql"
 
 

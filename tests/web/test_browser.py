@@ -23,7 +23,7 @@ import uvicorn
 from api.main import create_app
 from tests.conftest import IN_CI, make_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = Path(os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_INSTALLED = CHROMIUM.is_file()

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.factories import create_task, error_codes, graphql
-from tests.test_rest import assert_problem, field_names
+from tests.rest.test_rest import assert_problem, field_names
 
 DEEP = 100_000
 HUGE_INT = "9" * 5_000  # longer than Python's default int parsing limit (4,300 digits)

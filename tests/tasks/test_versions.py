@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.factories import TASK_FIELDS, create_task, error_codes, graphql
-from tests.test_rest import MISSING_ID, assert_problem
+from tests.rest.test_rest import MISSING_ID, assert_problem
 
 UPDATE = f"""
 mutation Update($userId: String!, $id: ID!, $input: UpdateTaskInput!, $v: Int) {{

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 
 from tests.factories import TASK_FIELDS, create_task, error_codes, graphql
-from tests.test_versions import COMPLETE, UPDATE
+from tests.tasks.test_versions import COMPLETE, UPDATE
 
 CREATE = f"""
 mutation Create($userId: String!, $input: CreateTaskInput!) {{

@@ -1,6 +1,6 @@
 """GraphiQL, Swagger UI and ReDoc pages: served from this origin, under a strict CSP.
 
-tests/test_browser.py runs them in a real browser; these check the HTTP side on both databases:
+tests/web/test_browser.py runs them in a real browser; these check the HTTP side on both databases:
 the pages' headers and references, the assets' headers, and that the shipped bundles are the ones
 scripts/refresh_assets.py built (each file's SHA-256 is in api/static/VERSIONS.json).
 """
@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from api.web.assets import CONTENT_SECURITY_POLICY, STATIC_DIR
 from tests.factories import create_task
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["/graphql", "/docs", "/redoc", "/docs/oauth2-redirect"]
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 VENDORED = ("graphiql", "swagger-ui", "redoc")

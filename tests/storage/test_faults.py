@@ -27,7 +27,7 @@ from api.tasks.service import TaskService
 from api.tasks.shapes import TaskCreate
 from tests.conftest import _asyncpg_dsn, client_for, make_settings, reset_postgres
 from tests.factories import create_task, error_codes, graphql
-from tests.test_rest import assert_problem
+from tests.rest.test_rest import assert_problem
 
 KILL_APP_CONNECTIONS = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
