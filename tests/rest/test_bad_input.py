@@ -24,6 +24,18 @@ MALFORMED_JSON_BODIES = {
 NOT_AN_OBJECT = [b"[]", b'[{"title": "x"}]', b'"title"', b"42", b"true", b"null"]
 
 
+def assert_graphql_request_error(response: httpx.Response, status: int, code: str) -> str:
+    """A GraphQL request error: this status, a JSON body with one error of this code, no data."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body: dict[str, Any] = response.json()
+    assert "data" not in body, body
+    assert error_codes(body) == [code], body
+    message: str = body["errors"][0]["message"]
+    assert message
+    return message
+
+
 async def send(
     client: httpx.AsyncClient, method: str, url: str, content: bytes, content_type: str | None
 ) -> httpx.Response:
@@ -48,7 +60,7 @@ class TestMalformedRestBodies:
         task = await create_task(client)
         url = f"/api/alice/tasks/{task['id']}"
         response = await send(client, "PUT", url, MALFORMED_JSON_BODIES[name], "application/json")
-        assert_problem(response, 400, "ValidationError")
+        assert field_names(assert_problem(response, 400, "ValidationError")) == {"body"}
         assert (await client.get(url)).json() == task
 
     @pytest.mark.parametrize("content", NOT_AN_OBJECT)
@@ -64,9 +76,11 @@ class TestMalformedRestBodies:
     ) -> None:
         task = await create_task(client)
         url = f"/api/alice/tasks/{task['id']}/complete"
-        assert_problem(
+        problem = assert_problem(
             await send(client, "PATCH", url, content, "application/json"), 400, "ValidationError"
         )
+        assert field_names(problem) == {"body"}
+        assert (await client.get(f"/api/alice/tasks/{task['id']}")).json() == task
 
     @pytest.mark.parametrize(
         "value", ["1e400", "-1e400", HUGE_INT, "123456789012345678901234567890", "1.5", "0"]
@@ -76,7 +90,10 @@ class TestMalformedRestBodies:
     ) -> None:
         body = f'{{"title": {value}}}'.encode()
         response = await send(client, "POST", "/api/alice/tasks", body, "application/json")
-        assert_problem(response, 400, "ValidationError")
+        # An integer too long to parse makes the whole body unreadable, not just the field.
+        field = "body" if value == HUGE_INT else "title"
+        assert field_names(assert_problem(response, 400, "ValidationError")) == {field}
+        assert (await client.get("/api/alice/tasks")).json() == []
 
     @pytest.mark.parametrize("value", ["1", "0", "1e400", HUGE_INT, '"true"'])
     async def test_non_booleans_for_completed_are_400(
@@ -86,7 +103,8 @@ class TestMalformedRestBodies:
         body = f'{{"completed": {value}}}'.encode()
         url = f"/api/alice/tasks/{task['id']}"
         response = await send(client, "PUT", url, body, "application/json")
-        assert_problem(response, 400, "ValidationError")
+        field = "body" if value == HUGE_INT else "completed"
+        assert field_names(assert_problem(response, 400, "ValidationError")) == {field}
         assert (await client.get(url)).json() == task
 
     @pytest.mark.parametrize(
@@ -138,6 +156,11 @@ class TestWrongContentTypes:
     ) -> None:
         response = await send(client, "POST", "/api/alice/tasks", b'{"title": "x"}', content_type)
         assert response.status_code == 201
+        task = response.json()
+        assert task["title"] == "x"
+        assert task["user_id"] == "alice"
+        assert task["version"] == 1
+        assert (await client.get("/api/alice/tasks")).json() == [task]
 
 
 class TestMalformedGraphQLRequests:
@@ -147,6 +170,7 @@ class TestMalformedGraphQLRequests:
             client, "POST", "/graphql", MALFORMED_JSON_BODIES[name], "application/json"
         )
         assert response.status_code == 400
+        assert "JSON" in assert_graphql_request_error(response, 400, "BAD_REQUEST")
 
     @pytest.mark.parametrize("content", [b'"query"', b"42", b"true", b"[]", b"[1, 2]"])
     async def test_body_that_is_not_an_object_is_400(
@@ -154,6 +178,7 @@ class TestMalformedGraphQLRequests:
     ) -> None:
         response = await send(client, "POST", "/graphql", content, "application/json")
         assert response.status_code == 400
+        assert "JSON object" in assert_graphql_request_error(response, 400, "BAD_REQUEST")
 
     @pytest.mark.parametrize(
         "body",
@@ -164,6 +189,8 @@ class TestMalformedGraphQLRequests:
     ) -> None:
         response = await client.post("/graphql", json=body)
         assert response.status_code == 400
+        message = assert_graphql_request_error(response, 400, "BAD_REQUEST")
+        assert message.startswith(next(iter(set(body) - {"query"}), "query")), message
 
     @pytest.mark.parametrize("content_type", [None, "text/plain", "application/graphql"])
     async def test_unsupported_content_type_is_415(
@@ -171,7 +198,10 @@ class TestMalformedGraphQLRequests:
     ) -> None:
         # GraphQL over HTTP: a POST body that is not JSON is an unsupported media type.
         body = b'{"query": "{ __typename }"}'
-        assert (await send(client, "POST", "/graphql", body, content_type)).status_code == 415
+        response = await send(client, "POST", "/graphql", body, content_type)
+        assert response.status_code == 415
+        message = assert_graphql_request_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+        assert "application/json" in message
 
     async def test_variable_of_the_wrong_type_is_bad_user_input(
         self, client: httpx.AsyncClient
@@ -194,7 +224,10 @@ class TestMalformedGraphQLRequests:
         )
         body = await graphql(client, query, id=task["id"], v=2**40)
         assert error_codes(body) == ["BAD_USER_INPUT"]
-        assert (await client.get(f"/api/alice/tasks/{task['id']}")).status_code == 200
+        assert body.get("data") is None
+        response = await client.get(f"/api/alice/tasks/{task['id']}")
+        assert response.status_code == 200
+        assert response.json() == task
 
     @pytest.mark.parametrize("argument", ["userId", "title", "description"])
     async def test_nul_in_any_string_is_bad_user_input(
@@ -231,6 +264,8 @@ class TestMalformedGraphQLRequests:
         body = json.dumps({"query": "{ __typename }", "x": "y" * 2_000_000}).encode()
         response = await send(client, "POST", "/graphql", body, "application/json")
         assert response.status_code == 413
+        problem = assert_problem(response, 413, "PayloadTooLargeError")
+        assert "larger than the limit" in problem["detail"]
 
 
 class TestLimits:
