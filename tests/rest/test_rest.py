@@ -240,7 +240,7 @@ class TestComplete:
         response = await client.patch(
             f"/api/alice/tasks/{task['id']}/complete", json={"completed": "no"}
         )
-        assert_problem(response, 400, "ValidationError")
+        assert field_names(assert_problem(response, 400, "ValidationError")) == {"completed"}
         assert (await client.get(f"/api/alice/tasks/{task['id']}")).json() == task
 
     async def test_unknown_task_is_not_found(self, client: httpx.AsyncClient) -> None:
@@ -368,7 +368,8 @@ class TestValidation:
         response = await client.post(
             "/api/alice/tasks", content=content, headers={"content-type": "application/json"}
         )
-        assert_problem(response, 400, "ValidationError")
+        assert field_names(assert_problem(response, 400, "ValidationError")) == {"body"}
+        assert (await client.get("/api/alice/tasks")).json() == []
 
     async def test_missing_body_is_400(self, client: httpx.AsyncClient) -> None:
         assert_problem(await client.post("/api/alice/tasks"), 400, "ValidationError")
@@ -377,6 +378,8 @@ class TestValidation:
         task = await create_task(client)
         response = await client.put(f"/api/alice/tasks/{task['id']}", content=b"[]")
         assert response.status_code == 400
+        assert field_names(assert_problem(response, 400, "ValidationError")) == {"body"}
+        assert (await client.get(f"/api/alice/tasks/{task['id']}")).json() == task
 
 
 class TestOtherErrors:

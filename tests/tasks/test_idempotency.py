@@ -120,7 +120,12 @@ class TestRestIdempotencyKey:
         assert await task_count(client) == 0
 
     async def test_longest_key_is_accepted(self, client: httpx.AsyncClient) -> None:
-        assert (await keyed_create(client, "k" * 255)).status_code == 201
+        response = await keyed_create(client, "k" * 255)
+        assert response.status_code == 201
+        task = response.json()
+        assert (task["title"], task["user_id"], task["version"]) == ("Buy milk", "alice", 1)
+        assert (await keyed_create(client, "k" * 255)).json() == task
+        assert await task_count(client) == 1
 
     async def test_without_a_key_every_post_creates(self, client: httpx.AsyncClient) -> None:
         await client.post("/api/alice/tasks", json={"title": "x"})

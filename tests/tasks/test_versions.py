@@ -82,13 +82,22 @@ class TestETag:
     async def test_create_carries_the_etag(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/api/alice/tasks", json={"title": "x"})
         assert response.headers["etag"] == f'"{response.json()["id"]}.1"'
+        assert response.status_code == 201
+        assert response.json()["version"] == 1
+        assert response.headers["etag"] == tag(response.json())
 
     async def test_etag_changes_with_the_task(self, client: httpx.AsyncClient) -> None:
         task = await create_task(client)
         before = (await client.get(f"/api/alice/tasks/{task['id']}")).headers["etag"]
-        await client.put(f"/api/alice/tasks/{task['id']}", json={"title": "new"})
-        after = (await client.get(f"/api/alice/tasks/{task['id']}")).headers["etag"]
+        written = await client.put(f"/api/alice/tasks/{task['id']}", json={"title": "new"})
+        read_back = await client.get(f"/api/alice/tasks/{task['id']}")
+        after = read_back.headers["etag"]
         assert before != after
+        assert before == tag(task)
+        assert read_back.json() == written.json()
+        assert read_back.json()["version"] == task["version"] + 1
+        assert read_back.json()["title"] == "new"
+        assert after == written.headers["etag"] == f'"{task["id"]}.{read_back.json()["version"]}"'
 
 
 class TestIfMatch:
@@ -107,6 +116,21 @@ class TestIfMatch:
             headers={"If-Match": tag(task)},
         )
         assert response.status_code in {200, 204}, response.text
+        if method == "DELETE":
+            assert response.status_code == 204
+            assert response.content == b""
+            missing = await client.get(f"/api/alice/tasks/{task['id']}")
+            assert_problem(missing, 404, "NotFoundError")
+            return
+        assert response.status_code == 200
+        written = response.json()
+        assert written["id"] == task["id"]
+        assert written["version"] == task["version"] + 1
+        assert written["title"] == (body or task)["title"]
+        assert written["completed"] is (method == "PATCH")
+        assert response.headers["etag"] != tag(task)
+        assert response.headers["etag"] == f'"{task["id"]}.{written["version"]}"'
+        assert await read(client, task) == written
 
     @pytest.mark.parametrize(
         ("method", "suffix", "body"),
@@ -144,6 +168,9 @@ class TestIfMatch:
             headers={"If-Match": f"{other}, {tag(task)}"},
         )
         assert response.status_code == 200
+        written = response.json()
+        assert (written["id"], written["title"], written["version"]) == (task["id"], "x", 2)
+        assert response.headers["etag"] == f'"{task["id"]}.2"' != tag(task)
 
     @pytest.mark.parametrize("header", ["W/{tag}", '"garbage"', "no-quotes", '""'])
     async def test_weak_or_foreign_tag_never_matches(
@@ -205,6 +232,8 @@ class TestIfNoneMatch:
             f"/api/alice/tasks/{task['id']}", headers={"If-None-Match": f'"x", W/{tag(task)}'}
         )
         assert response.status_code == 304
+        assert response.content == b""
+        assert response.headers["etag"] == tag(task)
 
     async def test_changed_task_is_200(self, client: httpx.AsyncClient) -> None:
         task = await create_task(client)
@@ -214,6 +243,8 @@ class TestIfNoneMatch:
         )
         assert response.status_code == 200
         assert response.json()["completed"] is True
+        assert response.json()["version"] == 2
+        assert response.headers["etag"] == f'"{task["id"]}.2"' != tag(task)
 
     async def test_missing_task_is_404(self, client: httpx.AsyncClient) -> None:
         response = await client.get(
@@ -269,4 +300,6 @@ class TestExpectedVersion:
         task = await create_task(client)
         body = await graphql(client, DELETE, userId="alice", id=task["id"], v=1)
         assert body["data"]["deleteTask"]["id"] == task["id"]
-        assert (await client.get(f"/api/alice/tasks/{task['id']}")).status_code == 404
+        gone = await client.get(f"/api/alice/tasks/{task['id']}")
+        assert gone.status_code == 404
+        assert assert_problem(gone, 404, "NotFoundError")["detail"] == "Task not found"
