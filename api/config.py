@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=15, ge=0)
     # Off: no introspection and no GraphiQL page, for deployments that want neither.
     graphql_introspection: bool = True
+    # Serve documents seen before from compiled operations, below the framework's routing
+    # (graphql_schema/endpoint.py); off, every request takes Strawberry's own path.
+    graphql_compiled: bool = True
 
     # --- HTTP edge -----------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=1)

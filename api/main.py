@@ -19,6 +19,7 @@ from api.tasks.service import TaskService
 from api.web import docs_pages
 from api.web.assets import mount_assets
 from api.web.edge import BodySizeLimit, SecurityHeaders, StrictCORS
+from graphql_schema.endpoint import GraphQLEndpoint
 from graphql_schema.http import TaskGraphQLRouter
 from graphql_schema.schema import build_schema
 
@@ -68,9 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app)
     app.include_router(routes.router)
     app.include_router(health.router)
+    schema = build_schema(settings)
     app.include_router(
         TaskGraphQLRouter(
-            build_schema(settings),
+            schema,
             tasks,
             graphiql=settings.graphql_introspection,
             retry_after=settings.retry_after_seconds,
@@ -81,7 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_pages.router)
     mount_assets(app)
     use_openapi_document(app, settings)
-    # The last added runs first: headers on every answer, then CORS, then the body limit.
+    # The last added runs first: headers on every answer, then CORS, then the body limit, then
+    # compiled GraphQL operations, in front of the framework's routing.
+    if settings.graphql_compiled:
+        app.add_middleware(GraphQLEndpoint, schema=schema, tasks=tasks, verifier=verifier)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         StrictCORS,

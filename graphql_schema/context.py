@@ -53,7 +53,7 @@ class Context(BaseContext):
 
 @asynccontextmanager
 async def request_context(
-    request: Request, tasks: TaskService, caller: Caller
+    request: Request | None, tasks: TaskService, caller: Caller
 ) -> AsyncIterator[Context]:
     """The context of one request: one session, as REST has, closed when the request ends."""
     async with AsyncExitStack() as stack:

@@ -53,7 +53,7 @@ def _status_by_code() -> dict[str, int]:
 STATUS_BY_CODE = _status_by_code()
 
 
-def _public_error(error: GraphQLError) -> GraphQLError:
+def public_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     # graphql-core's own errors about the caller's document: parse and validation errors carry
     # no original error; variable-coercion errors wrap graphql-core's coercion error, and (unlike
@@ -90,7 +90,7 @@ class ErrorCodes(SchemaExtension):
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [_public_error(error) for error in result.errors]
+            result.errors = [public_error(error) for error in result.errors]
 
 
 def error_response(error: errors.TaskAPIError, media_type: str, retry_after: int) -> Response:

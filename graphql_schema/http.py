@@ -21,11 +21,9 @@ There is no WebSocket endpoint: the schema has no subscriptions.
 """
 
 import functools
-import json
 from contextvars import ContextVar
 from typing import Any
 
-import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response
 from fastapi.routing import APIRoute, APIWebSocketRoute
@@ -51,6 +49,7 @@ from graphql_schema.negotiation import (
     JSON,
     check_content_type,
     decode_json,
+    encode_json,
     negotiate,
     prefers_html,
     request_data,
@@ -178,13 +177,7 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
         return sub_response
 
     def encode_json(self, data: object) -> bytes:
-        """Every GraphQL answer's JSON: orjson's, several times faster than the stdlib's."""
-        try:
-            return orjson.dumps(data)
-        except TypeError:
-            # What orjson refuses and the stdlib escapes: a lone surrogate echoed back from the
-            # caller's request (e.g. in an error message), an integer past 64 bits.
-            return json.dumps(data, separators=(",", ":")).encode()
+        return encode_json(data)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         return (

@@ -1,10 +1,12 @@
-"""Reading a GraphQL-over-HTTP request: the response media type `Accept` asks for, the body's
-media type, and the request parameters, checked the way the spec defines a well-formed request."""
+"""GraphQL over HTTP, spoken by both /graphql handlers: the response media type `Accept` asks for,
+the body's media type, the request parameters (checked the way the spec defines a well-formed
+request), and the answer's JSON."""
 
 import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from strawberry.http import GraphQLRequestData
 
 from api.web.errors import BadRequestError, UnsupportedMediaTypeError
@@ -118,3 +120,13 @@ def request_data(data: object) -> GraphQLRequestData:
         operation_name=operation_name or None,
         extensions=extensions,
     )
+
+
+def encode_json(data: object) -> bytes:
+    """Every GraphQL answer's JSON: orjson's, several times faster than the stdlib's."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        # What orjson refuses and the stdlib escapes: a lone surrogate echoed back from the
+        # caller's request (e.g. in an error message), an integer past 64 bits.
+        return json.dumps(data, separators=(",", ":")).encode()

@@ -8,10 +8,10 @@ import contextlib
 from collections.abc import Iterator
 
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry import Schema
 from strawberry.extensions import (
     AddValidationRules,
-    DisableIntrospection,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
@@ -31,6 +31,10 @@ from graphql_schema.queries import Query
 class TaskSchema(Schema):
     max_tokens: int | None = None
     """The token limit every parse of a request's document stops at."""
+    max_query_length: int | None = None
+    """The most characters of query text parsed at all."""
+    document_rules: tuple[type[ASTValidationRule], ...] = ()
+    """The validation rules added to graphql-core's (document shape, introspection switch)."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -67,17 +71,16 @@ class SuccessfulParseCache(ParserCache):
 
 def build_schema(settings: Settings) -> TaskSchema:
     """The schema with the settings' limits, checked in this order before anything executes."""
+    document_rules: list[type[ASTValidationRule]] = [
+        shape_rule(settings.graphql_max_depth, settings.graphql_max_aliases)
+    ]
+    if not settings.graphql_introspection:
+        # What Strawberry's DisableIntrospection adds.
+        document_rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[type[SchemaExtension] | object] = [
         factory(QueryTextLimit, settings.graphql_max_query_length),
         factory(MaxTokensLimiter, settings.graphql_max_tokens),
-        factory(
-            AddValidationRules,
-            [shape_rule(settings.graphql_max_depth, settings.graphql_max_aliases)],
-        ),
-    ]
-    if not settings.graphql_introspection:
-        extensions.append(DisableIntrospection)
-    extensions += [
+        factory(AddValidationRules, document_rules),
         OperationOwner,
         ErrorCodes,
         lambda: SuccessfulParseCache(maxsize=DOCUMENT_CACHE_SIZE),
@@ -91,6 +94,8 @@ def build_schema(settings: Settings) -> TaskSchema:
         execution_context_class=PlainFieldsExecutionContext,
     )
     task_schema.max_tokens = settings.graphql_max_tokens
+    task_schema.max_query_length = settings.graphql_max_query_length
+    task_schema.document_rules = tuple(document_rules)
     return task_schema
 
 

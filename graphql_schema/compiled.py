@@ -1,0 +1,160 @@
+"""Compiled operations: what a GraphQL request costs per document, paid once per document.
+
+The framework's path (Strawberry's view and schema pipeline) parses, applies the limits and
+validates on every request (from caches, but through a dozen extension hooks), then hands the
+document to graphql-core. A `CompiledOperation` keeps the outcome of all that for one document
+text and operation name: the parsed document, the operation, its fragments, and the fact that it
+passed every limit and rule the schema applies (the same rules, `TaskSchema.document_rules`, and
+the same parse options). Per request only the variables are coerced and the operation runs, on
+graphql-core's own executor (the schema's `PlainFieldsExecutionContext`), so every answer, error
+and null is the one graphql-core gives.
+
+What is not compiled runs on the framework's path: a document that does not parse or validate
+(its errors come from there), introspection, subscriptions, documents with several operations
+and no name, `@defer`/`@stream` and any directive other than `@skip`/`@include`. That choice is
+made when the document is compiled, never after a resolver has run.
+
+`OperationCache` admits a document only on its second sighting (as Mercurius and graphql-jit
+do), so a flood of unique documents costs a bounded set of hashes and never evicts the
+documents clients actually repeat.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+    validate,
+)
+from graphql.execution.collect_fields import FragmentDetails
+from graphql.language import Visitor, visit
+from graphql.validation import specified_rules
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from graphql_schema.schema import TaskSchema
+
+# The directives a compiled document may use: both are evaluated by graphql-core per request.
+_RUNTIME_DIRECTIVES = frozenset({"skip", "include"})
+_INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+
+
+@dataclass(frozen=True)
+class CompiledOperation:
+    """One validated operation of one document, ready to run with a request's variables."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    fragment_definitions: dict[str, FragmentDefinitionNode]
+    fragments: dict[str, FragmentDetails]
+
+    @property
+    def is_query(self) -> bool:
+        return self.operation.operation is OperationType.QUERY
+
+
+class _Unsupported(Visitor):
+    """Finds what the compiled path does not run: other directives, introspection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def enter_directive(self, node: Any, *_args: Any) -> None:
+        if node.name.value not in _RUNTIME_DIRECTIVES:
+            self.found = True
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> None:
+        if node.name.value in _INTROSPECTION_FIELDS:
+            self.found = True
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((op for op in operations if op.name and op.name.value == name), None)
+
+
+def compile_operation(
+    schema: TaskSchema, query: str, operation_name: str | None
+) -> CompiledOperation | None:
+    """The document's operation, compiled; None when the framework's path must run it."""
+    if schema.max_query_length is not None and len(query) > schema.max_query_length:
+        return None
+    try:
+        document = parse(query, max_tokens=schema.max_tokens)
+    except GraphQLError:
+        return None
+    # The rules Strawberry applies: graphql-core's, the schema's own, and Strawberry's two.
+    rules = (
+        *specified_rules,
+        *schema.document_rules,
+        MaybeNullValidationRule,
+        OneOfInputValidationRule,
+    )
+    if validate(schema._schema, document, rules):
+        return None
+    operation = _operation(document, operation_name)
+    if operation is None or operation.operation is OperationType.SUBSCRIPTION:
+        return None
+    unsupported = _Unsupported()
+    visit(document, unsupported)
+    fragment_definitions = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    if unsupported.found or any(d.variable_definitions for d in fragment_definitions.values()):
+        return None
+    return CompiledOperation(
+        document=document,
+        operation=operation,
+        fragment_definitions=fragment_definitions,
+        fragments={name: FragmentDetails(d) for name, d in fragment_definitions.items()},
+    )
+
+
+# What a cache slot holds for a document the framework's path must run.
+NOT_COMPILED = None
+
+
+class OperationCache:
+    """Compiled operations by (document text, operation name), bounded, admitted when seen twice.
+
+    `get` answers the compiled operation, or None: not seen before (it is remembered), or not
+    compilable (remembered too, so it is not compiled again). Both tables are LRU-bounded.
+    """
+
+    def __init__(self, schema: TaskSchema, size: int = 256, seen_size: int = 4096) -> None:
+        self._schema = schema
+        self._size = size
+        self._seen_size = seen_size
+        self._compiled: OrderedDict[tuple[str, str | None], CompiledOperation | None] = (
+            OrderedDict()
+        )
+        self._seen: OrderedDict[tuple[str, str | None], None] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None) -> CompiledOperation | None:
+        key = (query, operation_name)
+        compiled = self._compiled
+        if key in compiled:
+            compiled.move_to_end(key)
+            return compiled[key]
+        seen = self._seen
+        if key not in seen:
+            seen[key] = None
+            if len(seen) > self._seen_size:
+                seen.popitem(last=False)
+            return None
+        del seen[key]
+        operation = compile_operation(self._schema, query, operation_name)
+        compiled[key] = operation
+        if len(compiled) > self._size:
+            compiled.popitem(last=False)
+        return operation
