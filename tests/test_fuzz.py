@@ -20,6 +20,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from api.main import create_app
 from tests.conftest import make_settings
 
+pytestmark = pytest.mark.slow
+
 FUZZ_SETTINGS = settings(
     max_examples=60,
     deadline=None,

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import _asyncpg_dsn, reset_postgres
 from tests.storage.test_faults import wait_until_a_request_waits_on_a_lock
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 # Every step waits at most this long, so a broken shutdown fails the test instead of hanging it.
 STEP_TIMEOUT = 30

@@ -29,6 +29,8 @@ from tests.conftest import _asyncpg_dsn, client_for, make_settings, reset_postgr
 from tests.factories import create_task, error_codes, graphql
 from tests.rest.test_rest import assert_problem
 
+pytestmark = pytest.mark.slow
+
 KILL_APP_CONNECTIONS = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid() AND NOT (pid = ANY($1::int[]))

@@ -26,6 +26,8 @@ from tests.apps import app_of
 from tests.conftest import IN_CI, client_for, make_settings, reset_postgres
 from tests.factories import graphql
 
+pytestmark = [pytest.mark.pooler, pytest.mark.slow]
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 START_TIMEOUT = 10.0
 

@@ -4,9 +4,12 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.factories import TASK_FIELDS, create_task, error_codes, graphql
 from tests.tasks.test_versions import COMPLETE, UPDATE
+
+pytestmark = pytest.mark.slow
 
 CREATE = f"""
 mutation Create($userId: String!, $input: CreateTaskInput!) {{
