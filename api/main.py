@@ -19,7 +19,7 @@ from api.tasks.service import TaskService
 from api.web import docs_pages
 from api.web.assets import mount_assets
 from api.web.edge import BodySizeLimit, SecurityHeaders, StrictCORS
-from graphql_schema.endpoint import GraphQLEndpoint
+from graphql_schema.endpoint import AnswerCounts, GraphQLEndpoint
 from graphql_schema.http import TaskGraphQLRouter
 from graphql_schema.schema import build_schema
 
@@ -86,7 +86,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: headers on every answer, then CORS, then the body limit, then
     # compiled GraphQL operations, in front of the framework's routing.
     if settings.graphql_compiled:
-        app.add_middleware(GraphQLEndpoint, schema=schema, tasks=tasks, verifier=verifier)
+        app.state.graphql_answers = AnswerCounts()
+        app.add_middleware(
+            GraphQLEndpoint,
+            schema=schema,
+            tasks=tasks,
+            verifier=verifier,
+            counts=app.state.graphql_answers,
+        )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         StrictCORS,

@@ -16,6 +16,7 @@ functions serve both paths; tests compare their answers.
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -46,6 +47,14 @@ from graphql_schema.schema import TaskSchema
 MAX_COERCION_ERRORS = 50
 
 
+@dataclass
+class AnswerCounts:
+    """How many requests each path answered (tests read them; so could a metrics endpoint)."""
+
+    compiled: int = 0
+    delegated: int = 0
+
+
 class _Delegate(Exception):
     """The framework's path answers this request."""
 
@@ -69,6 +78,7 @@ class GraphQLEndpoint:
         schema: TaskSchema,
         tasks: TaskService,
         verifier: TokenVerifier | None,
+        counts: AnswerCounts | None = None,
         path: str = "/graphql",
     ) -> None:
         self.app = app
@@ -77,9 +87,7 @@ class GraphQLEndpoint:
         self.verifier = verifier
         self.path = path
         self.operations = OperationCache(schema)
-        # How many requests each path answered (tests read them; so could a metrics endpoint).
-        self.compiled_answers = 0
-        self.delegated_answers = 0
+        self.counts = counts or AnswerCounts()
         self._executor_class = schema.execution_context_class
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,10 +107,10 @@ class GraphQLEndpoint:
         try:
             media_type, answer = await self._answer(scope, body)
         except _Delegate:
-            self.delegated_answers += 1
+            self.counts.delegated += 1
             await self.app(scope, _replay(body, receive), send)
             return
-        self.compiled_answers += 1
+        self.counts.compiled += 1
         await send(
             {
                 "type": "http.response.start",
