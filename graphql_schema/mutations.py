@@ -22,9 +22,9 @@ async def _one(
     call: Callable[Concatenate[StoreSession, P], Awaitable[TaskRecord]],
     *args: P.args,
     **kwargs: P.kwargs,
-) -> Task:
-    """The GraphQL task a service call returns, run with the request's session."""
-    return Task.from_model(await info.context.run(call, *args, **kwargs))
+) -> TaskRecord:
+    """The task a service call returns, run with the request's session."""
+    return await info.context.run(call, *args, **kwargs)
 
 
 ExpectedVersion = Annotated[
@@ -38,7 +38,9 @@ ExpectedVersion = Annotated[
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a task for the user.", permission_classes=[IsOwner])
+    @strawberry.mutation(
+        description="Create a task for the user.", permission_classes=[IsOwner], graphql_type=Task
+    )
     async def create_task(
         self,
         info: Info,
@@ -53,12 +55,14 @@ class Mutation:
                 "BAD_USER_INPUT."
             ),
         ] = None,
-    ) -> Task:
+    ) -> TaskRecord:
         tasks = info.context.tasks
         return await _one(info, tasks.create_task, user_id, input.to_model(), idempotency_key)
 
     @strawberry.mutation(
-        description="Change the fields given; absent fields are kept.", permission_classes=[IsOwner]
+        description="Change the fields given; absent fields are kept.",
+        permission_classes=[IsOwner],
+        graphql_type=Task,
     )
     async def update_task(
         self,
@@ -67,12 +71,14 @@ class Mutation:
         id: strawberry.ID,
         input: UpdateTaskInput,
         expected_version: ExpectedVersion = None,
-    ) -> Task:
+    ) -> TaskRecord:
         tasks = info.context.tasks
         return await _one(info, tasks.update_task, user_id, id, input.to_model(), expected_version)
 
     @strawberry.mutation(
-        description="Mark the task completed (or not); idempotent.", permission_classes=[IsOwner]
+        description="Mark the task completed (or not); idempotent.",
+        permission_classes=[IsOwner],
+        graphql_type=Task,
     )
     async def complete_task(
         self,
@@ -81,12 +87,14 @@ class Mutation:
         id: strawberry.ID,
         completed: bool = True,
         expected_version: ExpectedVersion = None,
-    ) -> Task:
+    ) -> TaskRecord:
         tasks = info.context.tasks
         return await _one(info, tasks.set_completed, user_id, id, completed, expected_version)
 
     @strawberry.mutation(
-        description="Delete the task; returns it as it was.", permission_classes=[IsOwner]
+        description="Delete the task; returns it as it was.",
+        permission_classes=[IsOwner],
+        graphql_type=Task,
     )
     async def delete_task(
         self,
@@ -94,5 +102,5 @@ class Mutation:
         user_id: str,
         id: strawberry.ID,
         expected_version: ExpectedVersion = None,
-    ) -> Task:
+    ) -> TaskRecord:
         return await _one(info, info.context.tasks.delete_task, user_id, id, expected_version)

@@ -1,9 +1,12 @@
 """Query resolvers: translate arguments, call the service, convert the result."""
 
+from collections.abc import Sequence
+
 import strawberry
 from strawberry import UNSET
 
 from api.tasks import errors
+from api.tasks.shapes import TaskRecord
 from graphql_schema.context import Context
 from graphql_schema.inputs import TaskFilter, TaskOrder, connection_query, list_query
 from graphql_schema.permissions import IsOwner
@@ -17,6 +20,7 @@ class Query:
     @strawberry.field(
         description="The user's tasks (default: all, oldest first); `limit` is 1-1000.",
         permission_classes=[IsOwner],
+        graphql_type=list[Task],
     )
     async def tasks(
         self,
@@ -25,11 +29,11 @@ class Query:
         filter: TaskFilter | None = UNSET,
         order_by: TaskOrder | None = UNSET,
         limit: int | None = UNSET,
-    ) -> list[Task]:
+    ) -> Sequence[TaskRecord]:
         context = info.context
         query = list_query(filter, order_by, limit)
         page = await context.run(context.tasks.list_tasks, user_id, query)
-        return [Task.from_model(task) for task in page.tasks]
+        return page.tasks
 
     @strawberry.field(
         description="A page of the user's tasks: `first`/`after` forward, `last`/`before` "
@@ -57,11 +61,12 @@ class Query:
     @strawberry.field(
         description="One of the user's tasks; null when there is no such task.",
         permission_classes=[IsOwner],
+        graphql_type=Task | None,
     )
-    async def task(self, info: Info, user_id: str, id: strawberry.ID) -> Task | None:
+    async def task(self, info: Info, user_id: str, id: strawberry.ID) -> TaskRecord | None:
         context = info.context
         try:
-            return Task.from_model(await context.run(context.tasks.get_task, user_id, id))
+            return await context.run(context.tasks.get_task, user_id, id)
         except errors.NotFoundError:
             # Expected absence is null, not an error (Strawberry's advice for nullable lookups).
             return None

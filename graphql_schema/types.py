@@ -1,4 +1,10 @@
-"""The GraphQL `Task` type."""
+"""The GraphQL types.
+
+`Task` describes the service's task to GraphQL: its fields are the domain's
+(`api.tasks.shapes.TaskRead`), by name, and resolvers return the service's records
+(`api.tasks.shapes.TaskRecord`) as they are, declaring `Task` as their GraphQL type; graphql-core
+reads each field from the record by attribute. A test holds `Task` and `TaskRead` together.
+"""
 
 from datetime import datetime
 
@@ -23,17 +29,6 @@ class Task:
         "a write if someone changed the task since you read it."
     )
 
-    @classmethod
-    def from_model(cls, task: shapes.TaskRecord) -> "Task":
-        """The GraphQL task of a stored one: the same fields by name (the id as text)."""
-        values = {name: getattr(task, name) for name in _TASK_FIELDS}
-        return cls(**{**values, "id": strawberry.ID(str(task.id))})
-
-
-# The GraphQL type's fields are the domain's (api.tasks.shapes.TaskRead), by name; a test holds
-# the two together.
-_TASK_FIELDS = tuple(field.python_name for field in Task.__strawberry_definition__.fields)
-
 
 TaskOrderField = strawberry.enum(shapes.TaskOrderField, description="What a list is sorted by.")
 OrderDirection = strawberry.enum(shapes.OrderDirection)
@@ -42,7 +37,7 @@ OrderDirection = strawberry.enum(shapes.OrderDirection)
 @strawberry.type
 class TaskEdge:
     cursor: str
-    node: Task
+    node: shapes.TaskRecord = strawberry.field(graphql_type=Task)
 
 
 @strawberry.type
@@ -60,8 +55,8 @@ class TaskConnection:
     owner: strawberry.Private[str]
     task_filter: strawberry.Private[shapes.TaskFilter]
 
-    @strawberry.field
-    def nodes(self) -> list[Task]:
+    @strawberry.field(graphql_type=list[Task])
+    def nodes(self) -> list[shapes.TaskRecord]:
         return [edge.node for edge in self.edges]
 
     @strawberry.field(description="How many tasks match the filter (counted only when asked).")
@@ -74,7 +69,7 @@ class TaskConnection:
         cls, page: TaskPage, owner: str, task_filter: shapes.TaskFilter
     ) -> "TaskConnection":
         edges = [
-            TaskEdge(cursor=cursor, node=Task.from_model(task))
+            TaskEdge(cursor=cursor, node=task)
             for cursor, task in zip(page.cursors, page.tasks, strict=True)
         ]
         page_info = PageInfo(

@@ -21,10 +21,17 @@ from api.tasks.errors import DatabaseError
 class StoreSession:
     """One request's use of the database; made by `TaskStore.session`."""
 
-    def __init__(self, store: "TaskStore", orm: AsyncSession) -> None:
+    def __init__(self, store: "TaskStore") -> None:
         self.store = store
-        # For writes that need a transaction; it holds a connection only while one is open.
-        self.orm = orm
+        self._orm: AsyncSession | None = None
+
+    @property
+    def orm(self) -> AsyncSession:
+        """The ORM session, for writes that need a transaction; made on first use (a read or a
+        plain create never needs one), and holding a connection only while one is open."""
+        if self._orm is None:
+            self._orm = self.store.sessionmaker()
+        return self._orm
 
     @property
     def dialect_name(self) -> str:
@@ -57,7 +64,12 @@ class StoreSession:
 
     async def reset(self) -> None:
         """End whatever the ORM session had open, releasing its connection (dead or alive)."""
-        await self.orm.rollback()
+        if self._orm is not None:
+            await self._orm.rollback()
+
+    async def close(self) -> None:
+        if self._orm is not None:
+            await self._orm.close()
 
 
 class TaskStore:
@@ -99,11 +111,14 @@ class TaskStore:
                 await self._slots.acquire()
         except TimeoutError:
             raise DatabaseError("No database connection became free in time") from None
+        db = StoreSession(self)
         try:
-            async with self.sessionmaker() as orm:
-                yield StoreSession(self, orm)
+            yield db
         finally:
-            self._slots.release()
+            try:
+                await db.close()
+            finally:
+                self._slots.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
