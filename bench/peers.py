@@ -1065,9 +1065,17 @@ def report_targets(
 ) -> None:
     """The issue's targets, judged on the service as the README runs it."""
     subject = SERVICE if SERVICE in targets else SERVICE_1 if SERVICE_1 in targets else None
-    print(f"\nTargets ({subject or 'no service measured'}):")
     if subject is None:
+        print("\nTargets: not judged (no service measured)")
         return
+    print(
+        "\nTargets, judged on "
+        + (
+            "the service as the README's command runs it:"
+            if subject == SERVICE
+            else "service-1 (the README's command was not measured):"
+        )
+    )
     other = SERVICE_1 if subject == SERVICE and SERVICE_1 in targets else None
 
     print(
