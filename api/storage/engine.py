@@ -26,11 +26,25 @@ def _enable_sqlite_wal(engine: AsyncEngine) -> None:
         cursor.close()
 
 
-# Where a pooled connection's `info` keeps the time.monotonic() it was last returned to the pool.
+# Where a pooled connection's `info` keeps the time.monotonic() it was last returned to the pool,
+# and when it was opened.
 _CHECKED_IN_AT = "task_api_checked_in_at"
+_OPENED_AT = "task_api_opened_at"
 
 
-def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+class LostConnections:
+    """When a statement last met a dead connection: every connection opened before then is
+    suspect (a database restart or a killed backend rarely takes just one), and is replaced when
+    it is next checked out, as SQLAlchemy does when its own statements meet a dead connection."""
+
+    def __init__(self) -> None:
+        self.since = 0.0
+
+    def seen(self) -> None:
+        self.since = time.monotonic()
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_seconds: float, lost: LostConnections) -> None:
     """Ping a pooled connection on checkout only when it sat idle in the pool for `idle_seconds`.
 
     pool_pre_ping pings on every checkout: one more round trip for every request. A connection
@@ -41,6 +55,10 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     sync_engine = engine.sync_engine
     dialect = sync_engine.dialect
 
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_OPENED_AT] = time.monotonic()
+
     @event.listens_for(sync_engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info[_CHECKED_IN_AT] = time.monotonic()
@@ -49,6 +67,9 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     def _on_checkout(
         dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
     ) -> None:
+        if record.info.get(_OPENED_AT, 0.0) < lost.since:
+            # The pool discards it and checks out a fresh one in its place.
+            raise sa_exc.DisconnectionError("pooled connection opened before one was lost")
         checked_in_at = record.info.get(_CHECKED_IN_AT)
         # None: the connection was just opened (the pool clears `info` whenever it reconnects).
         if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
@@ -62,8 +83,9 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise sa_exc.DisconnectionError("pooled connection died while idle") from exc
 
 
-def create_engine(settings: Settings, options: EngineOptions) -> AsyncEngine:
-    """Build the async engine for `options` with the settings' pool."""
+def create_engine(settings: Settings, options: EngineOptions, lost: LostConnections) -> AsyncEngine:
+    """Build the async engine for `options` with the settings' pool; a connection opened before
+    `lost` last saw a dead one is replaced on checkout."""
     if options.is_sqlite:
         engine = create_async_engine(options.url)
         _enable_sqlite_wal(engine)
@@ -77,5 +99,5 @@ def create_engine(settings: Settings, options: EngineOptions) -> AsyncEngine:
             # Without this the password-less URL repr is still fine, but never echo SQL params.
             hide_parameters=True,
         )
-    _ping_after_idle(engine, settings.db_ping_after_idle)
+    _ping_after_idle(engine, settings.db_ping_after_idle, lost)
     return engine

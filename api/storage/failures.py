@@ -14,14 +14,21 @@ from api.tasks.errors import DatabaseError
 _SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "disk i/o error")
 
 
+class ConnectionLost(Exception):
+    """A statement sent through the driver itself (api.storage.hot) failed because its
+    connection broke; the pooled connection has been dropped, as SQLAlchemy drops its own."""
+
+
 def connection_died(exc: BaseException) -> bool:
     """True when a statement failed because its pooled connection had died (and was dropped)."""
+    if isinstance(exc, ConnectionLost):
+        return True
     return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when `exc` means the database cannot be reached, as opposed to a bug."""
-    if isinstance(exc, DatabaseError | sa_exc.TimeoutError):
+    if isinstance(exc, DatabaseError | ConnectionLost | sa_exc.TimeoutError):
         return True  # already ours; or no pooled connection became free in time
     if connection_died(exc):
         return True

@@ -6,14 +6,18 @@ pooled connection for statements that are each complete by themselves (`single_s
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.config import Settings
-from api.storage.engine import create_engine
+from api.storage import hot
+from api.storage.engine import LostConnections, create_engine
+from api.storage.failures import ConnectionLost
 from api.storage.urls import engine_options
 from api.tasks.errors import DatabaseError
 
@@ -56,6 +60,31 @@ class StoreSession:
             else:
                 yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
+    async def fetch(
+        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+    ) -> Sequence[Any]:
+        """The rows of a SELECT on a connection from `single_statements`."""
+        if not self.store.hot_statements:
+            return list((await connection.execute(statement, values)).all())
+        try:
+            return await hot.fetch(connection, statement, values)
+        except ConnectionLost:
+            self.store.lost_connections.seen()
+            raise
+
+    async def execute(
+        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+    ) -> None:
+        """Run a statement that returns nothing on a connection from `single_statements`."""
+        if not self.store.hot_statements:
+            await connection.execute(statement, values)
+            return
+        try:
+            await hot.execute(connection, statement, values)
+        except ConnectionLost:
+            self.store.lost_connections.seen()
+            raise
+
     @asynccontextmanager
     async def own_transaction(self) -> AsyncIterator[AsyncConnection]:
         """A transaction on a connection of its own, apart from the ORM session's."""
@@ -82,10 +111,19 @@ class TaskStore:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, behind_pooler: bool, slots: int, admission_timeout: float
+        self,
+        engine: AsyncEngine,
+        *,
+        behind_pooler: bool,
+        slots: int,
+        admission_timeout: float,
+        lost_connections: LostConnections,
     ) -> None:
         self.engine = engine
+        self.lost_connections = lost_connections
         self.behind_pooler = behind_pooler
+        # The hot statements go through asyncpg itself on a direct PostgreSQL connection.
+        self.hot_statements = engine.dialect.name == "postgresql" and not behind_pooler
         # expire_on_commit=False: objects stay readable after commit without a lazy reload.
         self.sessionmaker = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._slots = asyncio.Semaphore(slots)
@@ -96,8 +134,10 @@ class TaskStore:
         options = engine_options(
             settings.database_url.get_secret_value(), settings.db_connect_timeout
         )
+        lost_connections = LostConnections()
         return cls(
-            create_engine(settings, options),
+            create_engine(settings, options, lost_connections),
+            lost_connections=lost_connections,
             behind_pooler=options.behind_pooler,
             slots=settings.db_pool_size + settings.db_max_overflow,
             admission_timeout=settings.db_pool_timeout,

@@ -132,7 +132,7 @@ class TaskService:
             if query.before is not None:
                 before = await codec.decode(connection, user_id, query.order, query.before)
             statement, values = statements.list_statement(user_id, query, after, before)
-            tasks: list[TaskRecord] = list((await connection.execute(statement, values)).all())
+            tasks: list[TaskRecord] = list(await db.fetch(connection, statement, values))
             size = query.last if query.last is not None else query.first
             if size is None:
                 return TaskPage(tasks=tasks)
@@ -165,7 +165,8 @@ class TaskService:
         """The user's task, or NotFoundError."""
         owned = {"user_id": validate_user_id(user_id), "task_id": parse_task_id(task_id)}
         async with db.single_statements() as connection:
-            task: TaskRecord | None = (await connection.execute(statements.GET_TASK, owned)).first()
+            found = await db.fetch(connection, statements.GET_TASK, owned)
+        task: TaskRecord | None = found[0] if found else None
         if task is None:
             raise errors.NotFoundError()
         return task
@@ -190,7 +191,7 @@ class TaskService:
             values = _new_task_values(owner, data)
             # One INSERT, a transaction by itself: one round trip, not BEGIN, INSERT, COMMIT.
             async with db.single_statements() as connection:
-                await connection.execute(statements.INSERT_TASK, values)
+                await db.execute(connection, statements.INSERT_TASK, values)
             # The values were checked on the way in (TaskCreate) and are now stored as they are.
             return TaskRead.model_construct(**values)
         key = idempotency.validate_key(idempotency_key)
