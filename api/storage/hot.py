@@ -6,15 +6,18 @@ trip for a 20-row list. For the statements the service runs on every request, `S
 the SQL that SQLAlchemy compiles for them, compiled once per statement (one home for the SQL:
 the statements in `api.storage.statements`), straight to the asyncpg connection beneath the
 pooled SQLAlchemy connection; asyncpg prepares each once per connection and keeps it. Rows come
-back as `TaskRow`, which reads like a task (`row.title`), with the same values SQLAlchemy gives
-(asyncpg's UUIDs, UTC-aware timestamps).
+back as named tuples of the statement's columns, which read like a task (`row.title`), with the
+same values SQLAlchemy gives (asyncpg's UUIDs, UTC-aware timestamps). SQLAlchemy never begins a
+transaction on such a connection, so each statement is a transaction by itself.
 
 Elsewhere (SQLite, or behind a transaction-mode pooler, where asyncpg's statement cache is off
 and a statement must run inside SQLAlchemy's transaction) the statements go through SQLAlchemy.
 """
 
 import functools
-from collections.abc import Sequence
+from collections import namedtuple
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -27,50 +30,61 @@ from api.storage.failures import ConnectionLost, is_unavailable
 _DIALECT = asyncpg_dialect()
 
 
-class TaskRow(asyncpg.Record):
-    """A row from asyncpg that reads like a task: `row.title` is `row["title"]`."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    parameters: tuple[str, ...]
+    # The row type of a statement that returns rows: a named tuple of its columns.
+    row: Callable[[Iterable[Any]], Any] | None
 
 
 @functools.cache
-def postgres_sql(statement: Executable) -> tuple[str, tuple[str, ...]]:
-    """The SQL SQLAlchemy sends for `statement` to asyncpg ($1, $2, ...) and the parameter names
-    in that order; compiled once per statement (the service's statements are built once)."""
+def postgres_sql(statement: Executable) -> _Compiled:
+    """The SQL SQLAlchemy sends for `statement` to asyncpg ($1, $2, ...), the parameter names in
+    that order, and its row type; made once per statement (the service's are built once)."""
     compiled = statement.compile(dialect=_DIALECT)
-    return str(compiled), tuple(compiled.positiontup or ())
+    columns = getattr(statement, "selected_columns", None)
+    row = None
+    if columns is not None:
+        keys = [column.key for column in columns]
+        row = namedtuple("Row", keys, rename=True)._make  # type: ignore[misc]
+    return _Compiled(str(compiled), tuple(compiled.positiontup or ()), row)
 
 
 async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
-    raw = await connection.get_raw_connection()
+    sync_connection = connection.sync_connection
+    if sync_connection is not None and not sync_connection.invalidated:
+        # The pooled connection at hand, read without a hop into SQLAlchemy's greenlet (which
+        # get_raw_connection takes, for the rare case of a connection to revalidate).
+        raw = sync_connection.connection
+    else:
+        raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
     return driver
 
 
 async def fetch(
     connection: AsyncConnection, statement: Executable, values: dict[str, Any]
-) -> Sequence[TaskRow]:
-    """The rows of `statement` with `values`, through asyncpg on `connection`."""
-    sql, names = postgres_sql(statement)
+) -> list[Any]:
+    """The rows of a SELECT with `values`, through asyncpg on `connection`."""
+    compiled = postgres_sql(statement)
+    assert compiled.row is not None, "not a SELECT"
     try:
         driver = await _driver(connection)
-        return await driver.fetch(sql, *[values[name] for name in names], record_class=TaskRow)
+        records = await driver.fetch(compiled.sql, *[values[n] for n in compiled.parameters])
     except Exception as exc:
         raise await _lost(connection, exc) from exc
+    return [compiled.row(record) for record in records]
 
 
 async def execute(
     connection: AsyncConnection, statement: Executable, values: dict[str, Any]
 ) -> None:
     """Run `statement` with `values`, through asyncpg on `connection`."""
-    sql, names = postgres_sql(statement)
+    compiled = postgres_sql(statement)
     try:
         driver = await _driver(connection)
-        await driver.execute(sql, *[values[name] for name in names])
+        await driver.execute(compiled.sql, *[values[n] for n in compiled.parameters])
     except Exception as exc:
         raise await _lost(connection, exc) from exc
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -45,7 +46,7 @@ INSERT_TASK = insert(TASKS)
 GET_TASK = select(*COLUMNS).where(
     TASKS.c.user_id == bindparam("user_id"), TASKS.c.id == bindparam("task_id")
 )
-PING = select(literal(1))
+PING = select(literal_column("1"))
 
 
 def _search_pattern(search: str) -> str:

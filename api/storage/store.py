@@ -54,7 +54,10 @@ class StoreSession:
         of a statement (prepare, then execute) to two different server connections.
         """
         async with self.store.engine.connect() as connection:
-            if self.store.behind_pooler:
+            if self.store.hot_statements:
+                # No SQLAlchemy transaction is ever begun for asyncpg's own statements.
+                yield connection
+            elif self.store.behind_pooler:
                 async with connection.begin():
                     yield connection
             else:

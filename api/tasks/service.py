@@ -157,7 +157,8 @@ class TaskService:
         """How many of the user's tasks match `filter`."""
         statement, values = statements.count_statement(validate_user_id(user_id), filter)
         async with db.single_statements() as connection:
-            return int((await connection.execute(statement, values)).scalar_one())
+            (row,) = await db.fetch(connection, statement, values)
+        return int(row[0])
 
     @service_call
     @retried_read
@@ -245,7 +246,7 @@ class TaskService:
     async def ping(self, db: StoreSession) -> None:
         """Raise DatabaseError unless the database answers."""
         async with db.single_statements() as connection:
-            await connection.execute(statements.PING)
+            await db.fetch(connection, statements.PING, {})
 
     async def _write(
         self,
