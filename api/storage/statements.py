@@ -49,7 +49,7 @@ PING = select(literal(1))
 
 
 def _search_pattern(search: str) -> str:
-    """`search` for `icontains(..., escape="/")`: its `%`, `_` and `/` match themselves."""
+    """`search` (folded) for `contains(..., escape="/")`: its `%`, `_` and `/` match themselves."""
     return search.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
@@ -58,10 +58,12 @@ def _filtered(statement: Select[Any], *, completed: bool, search: bool) -> Selec
     if completed:
         statement = statement.where(TASKS.c.completed == bindparam("completed"))
     if search:
+        # Both sides are folded by the service (`api.tasks.shapes.fold`), so a plain LIKE ignores
+        # case in every alphabet, alike on every database and locale.
         statement = statement.where(
             or_(
-                TASKS.c.title.icontains(bindparam("search"), escape="/"),
-                TASKS.c.description.icontains(bindparam("search"), escape="/"),
+                TASKS.c.title_folded.contains(bindparam("search"), escape="/"),
+                TASKS.c.description_folded.contains(bindparam("search"), escape="/"),
             )
         )
     return statement
@@ -74,6 +76,24 @@ def _filter_values(user_id: str, filter: TaskFilter) -> dict[str, Any]:
     if filter.search:
         values["search"] = _search_pattern(filter.search)
     return values
+
+
+def _order_keys(field: TaskOrderField) -> tuple[Any, ...]:
+    """The columns of one order's total key, as its index holds them.
+
+    Title order is by the folded title, then the title as written, then id: both text columns
+    compare code points on every database (see `api.storage.tables`).
+    """
+    if field is TaskOrderField.TITLE:
+        return TASKS.c.title_folded, TASKS.c.title, TASKS.c.id
+    return TASKS.c[field.value], TASKS.c.id
+
+
+def boundary_values(name: str, boundary: Boundary) -> dict[str, Any]:
+    """The bound values of one keyset boundary, named as `_list_select` binds them."""
+    key = boundary.key
+    parts = (*key, boundary.task_id) if isinstance(key, tuple) else (key, boundary.task_id)
+    return {f"{name}_key{n}": part for n, part in enumerate(parts)}
 
 
 @functools.cache
@@ -90,25 +110,23 @@ def _list_select(
 ) -> Select[Any]:
     """The list SELECT of one shape, built once: every value in it is a bound parameter.
 
-    Keyset pagination: `after`/`before` compare (sort key, id) with the boundary task's, the
+    Keyset pagination: `after`/`before` compare (sort key..., id) with the boundary task's, the
     order is read backward when `last` is given, and the limit is one more than the page so the
     extra row tells whether another page follows.
     """
-    key, task_id = TASKS.c[field.value], TASKS.c.id
+    keys = _order_keys(field)
     statement = _filtered(select(*COLUMNS), completed=completed, search=search)
     for name, present, forward in (("after", after, True), ("before", before, False)):
         if not present:
             continue
-        row = tuple_(key, task_id)
-        bound = tuple_(
-            bindparam(f"{name}_key", type_=key.type), bindparam(f"{name}_id", type_=task_id.type)
-        )
+        row = tuple_(*keys)
+        bound = tuple_(*(bindparam(f"{name}_key{n}", type_=key.type) for n, key in enumerate(keys)))
         ascending = (direction is OrderDirection.ASC) == forward
         statement = statement.where(row > bound if ascending else row < bound)
     if (direction is OrderDirection.DESC) != backward:
-        statement = statement.order_by(key.desc(), task_id.desc())
+        statement = statement.order_by(*(key.desc() for key in keys))
     else:
-        statement = statement.order_by(key.asc(), task_id.asc())
+        statement = statement.order_by(*(key.asc() for key in keys))
     if limited:
         statement = statement.limit(bindparam("limit"))
     return statement
@@ -132,7 +150,7 @@ def list_statement(
     values = _filter_values(user_id, query.filter)
     for name, boundary in (("after", after), ("before", before)):
         if boundary is not None:
-            values[f"{name}_key"], values[f"{name}_id"] = boundary.key, boundary.task_id
+            values.update(boundary_values(name, boundary))
     if size is not None:
         values["limit"] = size + 1
     return statement, values
