@@ -18,7 +18,7 @@ from api.tasks.cursors import CursorCodec
 from api.tasks.service import TaskService
 from api.web import docs_pages
 from api.web.assets import mount_assets
-from api.web.edge import BodySizeLimit, SecurityHeaders, StrictCORS
+from api.web.edge import BodySizeLimit, HeadAsGet, SecurityHeaders, StrictCORS
 from graphql_schema.http import TaskGraphQLRouter
 from graphql_schema.schema import build_schema
 
@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_pages.router)
     mount_assets(app)
     use_openapi_document(app, settings)
-    # The last added runs first: headers on every answer, then CORS, then the body limit.
+    # The last added runs first: HEAD as GET, headers on every answer, then CORS, then the body
+    # limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         StrictCORS,
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)
+    # Outermost: HEAD runs through everything above as GET, then loses its body.
+    app.add_middleware(HeadAsGet)
     return app
 
 
