@@ -232,3 +232,22 @@ class TestHead:
         assert head.status_code == 200
         _, head = await self.both(client, "/api/alice/tasks?limit=0")
         assert head.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "".join(chr(0x4E00 + n * 37) for n in range(500)),  # CJK, 3 bytes each
+        "".join(chr(0x1F300 + n % 700) for n in range(500)),  # emoji, 4 bytes each
+        "".join(chr(0x1F80 + n % 48) for n in range(500)),  # folds to 5 bytes from 3
+        "և" * 500,  # folds to twice its bytes
+    ],
+    ids=["cjk", "emoji", "greek-iota-subscript", "armenian-ligature"],
+)
+async def test_the_longest_titles_fit_their_index(client: httpx.AsyncClient, title: str) -> None:
+    user = "u" * 255
+    task = await create_task(client, user_id=user, title=title)
+    listed = (await client.get(f"/api/{user}/tasks", params={"sort": "title", "limit": 5})).json()
+    assert [t["id"] for t in listed] == [task["id"]]
+    found = (await client.get(f"/api/{user}/tasks", params={"search": title[-3:].upper()})).json()
+    assert [t["id"] for t in found] == [task["id"]]

@@ -82,7 +82,10 @@ def _order_keys(field: TaskOrderField) -> tuple[Any, ...]:
     """The columns of one order's total key, as its index holds them.
 
     Title order is by the folded title, then the title as written, then id: both text columns
-    compare code points on every database (see `api.storage.tables`).
+    compare code points on every database (see `api.storage.tables`). Its index holds (user_id,
+    title_folded, id); the few tasks whose folded titles are equal are sorted by their title as
+    the page is read (PostgreSQL's incremental sort, SQLite's sort of the "right part" of the
+    order).
     """
     if field is TaskOrderField.TITLE:
         return TASKS.c.title_folded, TASKS.c.title, TASKS.c.id
@@ -119,10 +122,17 @@ def _list_select(
     for name, present, forward in (("after", after, True), ("before", before, False)):
         if not present:
             continue
-        row = tuple_(*keys)
-        bound = tuple_(*(bindparam(f"{name}_key{n}", type_=key.type) for n, key in enumerate(keys)))
+        bounds = [bindparam(f"{name}_key{n}", type_=key.type) for n, key in enumerate(keys)]
+        row, bound = tuple_(*keys), tuple_(*bounds)
         ascending = (direction is OrderDirection.ASC) == forward
         statement = statement.where(row > bound if ascending else row < bound)
+        if field is TaskOrderField.TITLE:
+            # The same cut on the index's own column (the title as written is not in the index):
+            # it starts the index scan at the boundary, so a deep page costs what the first does.
+            first_key, first_bound = keys[0], bounds[0]
+            statement = statement.where(
+                first_key >= first_bound if ascending else first_key <= first_bound
+            )
     if (direction is OrderDirection.DESC) != backward:
         statement = statement.order_by(*(key.desc() for key in keys))
     else:
