@@ -93,8 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)
-    # Outermost: HEAD runs through everything above as GET, then loses its body.
-    app.add_middleware(HeadAsGet)
+    # Outermost: HEAD runs through everything above as GET, then loses its body. GraphQL over
+    # HTTP answers its own methods (HEAD there is a 405 naming GET and POST).
+    app.add_middleware(HeadAsGet, except_prefixes=("/graphql",))
     return app
 
 

@@ -4,7 +4,7 @@
 - `StrictCORS`: Starlette's CORS for the configured origins; any other origin gets no CORS
   header at all, on preflights as on ordinary responses.
 - `HeadAsGet`: HEAD is answered wherever GET is, as GET would be (status and headers, ETag and
-  conditional requests included) but without the body.
+  conditional requests included) but without the body; `/graphql` keeps answering methods itself.
 - `SecurityHeaders`: `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY` (the docs
   and GraphiQL pages are not to be framed) everywhere, and `Cache-Control: no-store` on the API
   paths, so task data never lands in a shared cache.
@@ -150,11 +150,17 @@ class HeadAsGet:
     chunks are dropped and one empty chunk ends it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, except_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
+        # Paths whose own HTTP layer answers every method itself (GraphQL over HTTP).
+        self.except_prefixes = except_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "HEAD"
+            or scope["path"].startswith(self.except_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
 
