@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Delete,
     Insert,
+    Integer,
     Select,
     Update,
     bindparam,
@@ -138,7 +139,7 @@ def _list_select(
     else:
         statement = statement.order_by(*(key.asc() for key in keys))
     if limited:
-        statement = statement.limit(bindparam("limit"))
+        statement = statement.limit(bindparam("limit", type_=Integer()))
     return statement
 
 
