@@ -18,7 +18,7 @@ from api.tasks.cursors import CursorCodec
 from api.tasks.service import TaskService
 from api.web import docs_pages
 from api.web.assets import mount_assets
-from api.web.edge import BodySizeLimit, SecurityHeaders, StrictCORS
+from api.web.edge import BodySizeLimit, HeadAsGet, SecurityHeaders, StrictCORS
 from graphql_schema.endpoint import AnswerCounts, GraphQLEndpoint
 from graphql_schema.http import TaskGraphQLRouter
 from graphql_schema.schema import build_schema
@@ -83,8 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_pages.router)
     mount_assets(app)
     use_openapi_document(app, settings)
-    # The last added runs first: headers on every answer, then CORS, then the body limit, then
-    # compiled GraphQL operations, in front of the framework's routing.
+    # The last added runs first: HEAD as GET, headers on every answer, then CORS, then the body
+    # limit, then compiled GraphQL operations, in front of the framework's routing.
     if settings.graphql_compiled:
         app.state.graphql_answers = AnswerCounts()
         app.add_middleware(
@@ -104,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)
+    # Outermost: HEAD runs through everything above as GET, then loses its body. GraphQL over
+    # HTTP answers its own methods (HEAD there is a 405 naming GET and POST).
+    app.add_middleware(HeadAsGet, except_prefixes=("/graphql",))
     return app
 
 

@@ -3,7 +3,9 @@
 Seeds one user with 100,000 tasks (plus other users' tasks around them) in a scratch PostgreSQL
 database, starts the service under uvicorn on 127.0.0.1, and for every order prints the median
 latency over HTTP of the first page and of a page 1,000 pages (of 50) deep, their ratio, and the
-query plan of each page query. Run it from the repository root:
+query plan of each page query; then the median latency of a searched first page (the search is
+folded, as the stored columns are, and matched with LIKE: it reads the user's tasks). Run it
+from the repository root:
 
     .venv/bin/python bench/list_pages.py            # BENCH_DATABASE_URL picks the server
 
@@ -40,6 +42,9 @@ OTHER_USERS, OTHER_TASKS_EACH = 1_000, 50
 PAGE = 50
 DEPTH = 1_000
 REPEATS = 25
+# (search, how many of the user's tasks match): one in 1,000 descriptions, then no task at all,
+# which reads every one of the user's tasks.
+SEARCHES = [("ÄPFEL", TASKS // 1000), ("no such words", 0)]
 
 
 def database_url(name: str) -> str:
@@ -53,9 +58,16 @@ async def prepare() -> None:
     await admin.close()
     await upgrade_database(Settings(_env_file=None, database_url=database_url(DATABASE)))  # type: ignore[call-arg]
     connection = await asyncpg.connect(database_url(DATABASE))
+    # Titles and most descriptions are lowercase ASCII, their own folded form; one task in 1,000
+    # has a non-ASCII description, its folded form spelled out beside it.
     seed = """
-        INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at)
-        SELECT gen_random_uuid(), $1, 'task ' || md5(n::text), 'note ' || n, n % 3 = 0,
+        INSERT INTO tasks (id, user_id, title, description, title_folded, description_folded,
+                           completed, created_at, updated_at)
+        SELECT gen_random_uuid(), $1, 'task ' || md5(n::text),
+               CASE WHEN n % 1000 = 0 THEN 'Äpfel kaufen ' || n ELSE 'note ' || n END,
+               'task ' || md5(n::text),
+               CASE WHEN n % 1000 = 0 THEN 'äpfel kaufen ' || n ELSE 'note ' || n END,
+               n % 3 = 0,
                timestamptz '2026-01-01' + n * interval '1 second',
                timestamptz '2026-01-01' + ((n * 7919) % $2) * interval '1 second'
         FROM generate_series(1, $2) AS n
@@ -63,9 +75,10 @@ async def prepare() -> None:
     await connection.execute(seed, USER, TASKS)
     await connection.execute(
         """
-        INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at)
-        SELECT gen_random_uuid(), 'other-' || (n % $1), 'other ' || n, NULL, false,
-               now(), now()
+        INSERT INTO tasks (id, user_id, title, description, title_folded, completed,
+                           created_at, updated_at)
+        SELECT gen_random_uuid(), 'other-' || (n % $1), 'other ' || n, NULL, 'other ' || n,
+               false, now(), now()
         FROM generate_series(1, $2) AS n
         """,
         OTHER_USERS,
@@ -85,12 +98,14 @@ async def cursor_codec() -> CursorCodec:
 
 async def deep_cursor(order: TaskOrder) -> str:
     """The cursor a client holds after reading DEPTH pages (found here with one OFFSET)."""
-    column = order.field.value
+    columns = (
+        ["title_folded", "title"] if order.field is TaskOrderField.TITLE else [order.field.value]
+    )
     direction = "DESC" if order.direction is OrderDirection.DESC else "ASC"
+    keys = ", ".join(f"{column} {direction}" for column in [*columns, "id"])
     connection = await asyncpg.connect(database_url(DATABASE))
     row = await connection.fetchrow(
-        f"SELECT * FROM tasks WHERE user_id = $1 ORDER BY {column} {direction}, id {direction} "
-        "OFFSET $2 LIMIT 1",
+        f"SELECT * FROM tasks WHERE user_id = $1 ORDER BY {keys} OFFSET $2 LIMIT 1",
         USER,
         DEPTH * PAGE - 1,
     )
@@ -102,6 +117,7 @@ async def deep_cursor(order: TaskOrder) -> str:
         created_at = row["created_at"]
         updated_at = row["updated_at"]
         title = row["title"]
+        title_folded = row["title_folded"]
 
     codec = await cursor_codec()
     return await codec.encode(None, USER, order, Row)  # type: ignore[arg-type]
@@ -129,7 +145,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def median_ms(client: httpx.AsyncClient, url: str) -> float:
+async def median_ms(client: httpx.AsyncClient, url: str, size: int = PAGE) -> float:
     for _ in range(3):  # warm-up
         assert (await client.get(url)).status_code == 200
     samples = []
@@ -138,7 +154,7 @@ async def median_ms(client: httpx.AsyncClient, url: str) -> float:
         response = await client.get(url)
         samples.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
-        assert len(response.json()) == PAGE
+        assert len(response.json()) == size
     return statistics.median(samples)
 
 
@@ -166,6 +182,13 @@ async def measure(port: int) -> None:
             )
             print(f"{sort:<16}{first:>15.2f}{deep:>15.2f}{deep / first:>12.2f}")
             plans.append((sort, await explain(order, None), await explain(order, cursor)))
+        print(f"\nsearch over the same user's {TASKS:,} tasks (folded title and description)")
+        print(f"{'search':<28}{'matches':>10}{'page ms':>12}")
+        for search, matches in SEARCHES:
+            page = min(matches, PAGE)
+            url = str(httpx.URL(f"/api/{USER}/tasks", params={"search": search, "limit": PAGE}))
+            ms = await median_ms(client, url, page)
+            print(f"{search:<28}{matches:>10,}{ms:>12.2f}")
     for sort, first_plan, deep_plan in plans:
         print(f"\n{sort}: first page plan\n{first_plan}\n{sort}: deep page plan\n{deep_plan}")
 

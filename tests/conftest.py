@@ -37,10 +37,10 @@ def _with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
-async def _create_scratch_database(admin_dsn: str, name: str) -> None:
+async def _create_scratch_database(admin_dsn: str, name: str, options: str = "") -> None:
     connection = await asyncpg.connect(admin_dsn, timeout=5)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(f'CREATE DATABASE "{name}" {options}')
     finally:
         await connection.close()
 
@@ -56,11 +56,25 @@ async def _drop_database(admin_dsn: str, name: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A scratch PostgreSQL database for this test run, as a URL the app accepts."""
+    yield from _scratch_postgres("task_api_test")
+
+
+@pytest.fixture(scope="session")
+def postgres_c_locale_url() -> Iterator[str]:
+    """A scratch PostgreSQL database whose locale is C (LC_CTYPE and LC_COLLATE), beside the
+    other: there the database knows no case beyond ASCII and sorts by bytes."""
+    yield from _scratch_postgres(
+        "task_api_test_c",
+        "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
+    )
+
+
+def _scratch_postgres(prefix: str, options: str = "") -> Iterator[str]:
     base_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     admin_dsn = _asyncpg_dsn(base_url)
-    name = f"task_api_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_create_scratch_database(admin_dsn, name))
+        asyncio.run(_create_scratch_database(admin_dsn, name, options))
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         reason = f"PostgreSQL at TEST_DATABASE_URL is not reachable ({type(exc).__name__}: {exc})"
         if IN_CI:

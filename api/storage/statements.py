@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Delete,
     Insert,
+    Integer,
     Select,
     Update,
     bindparam,
@@ -50,7 +51,7 @@ PING = select(literal_column("1"))
 
 
 def _search_pattern(search: str) -> str:
-    """`search` for `icontains(..., escape="/")`: its `%`, `_` and `/` match themselves."""
+    """`search` (folded) for `contains(..., escape="/")`: its `%`, `_` and `/` match themselves."""
     return search.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
@@ -59,10 +60,12 @@ def _filtered(statement: Select[Any], *, completed: bool, search: bool) -> Selec
     if completed:
         statement = statement.where(TASKS.c.completed == bindparam("completed"))
     if search:
+        # Both sides are folded by the service (`api.tasks.shapes.fold`), so a plain LIKE ignores
+        # case in every alphabet, alike on every database and locale.
         statement = statement.where(
             or_(
-                TASKS.c.title.icontains(bindparam("search"), escape="/"),
-                TASKS.c.description.icontains(bindparam("search"), escape="/"),
+                TASKS.c.title_folded.contains(bindparam("search"), escape="/"),
+                TASKS.c.description_folded.contains(bindparam("search"), escape="/"),
             )
         )
     return statement
@@ -75,6 +78,27 @@ def _filter_values(user_id: str, filter: TaskFilter) -> dict[str, Any]:
     if filter.search:
         values["search"] = _search_pattern(filter.search)
     return values
+
+
+def _order_keys(field: TaskOrderField) -> tuple[Any, ...]:
+    """The columns of one order's total key, as its index holds them.
+
+    Title order is by the folded title, then the title as written, then id: both text columns
+    compare code points on every database (see `api.storage.tables`). Its index holds (user_id,
+    title_folded, id); the few tasks whose folded titles are equal are sorted by their title as
+    the page is read (PostgreSQL's incremental sort, SQLite's sort of the "right part" of the
+    order).
+    """
+    if field is TaskOrderField.TITLE:
+        return TASKS.c.title_folded, TASKS.c.title, TASKS.c.id
+    return TASKS.c[field.value], TASKS.c.id
+
+
+def boundary_values(name: str, boundary: Boundary) -> dict[str, Any]:
+    """The bound values of one keyset boundary, named as `_list_select` binds them."""
+    key = boundary.key
+    parts = (*key, boundary.task_id) if isinstance(key, tuple) else (key, boundary.task_id)
+    return {f"{name}_key{n}": part for n, part in enumerate(parts)}
 
 
 @functools.cache
@@ -91,27 +115,32 @@ def _list_select(
 ) -> Select[Any]:
     """The list SELECT of one shape, built once: every value in it is a bound parameter.
 
-    Keyset pagination: `after`/`before` compare (sort key, id) with the boundary task's, the
+    Keyset pagination: `after`/`before` compare (sort key..., id) with the boundary task's, the
     order is read backward when `last` is given, and the limit is one more than the page so the
     extra row tells whether another page follows.
     """
-    key, task_id = TASKS.c[field.value], TASKS.c.id
+    keys = _order_keys(field)
     statement = _filtered(select(*COLUMNS), completed=completed, search=search)
     for name, present, forward in (("after", after, True), ("before", before, False)):
         if not present:
             continue
-        row = tuple_(key, task_id)
-        bound = tuple_(
-            bindparam(f"{name}_key", type_=key.type), bindparam(f"{name}_id", type_=task_id.type)
-        )
+        bounds = [bindparam(f"{name}_key{n}", type_=key.type) for n, key in enumerate(keys)]
+        row, bound = tuple_(*keys), tuple_(*bounds)
         ascending = (direction is OrderDirection.ASC) == forward
         statement = statement.where(row > bound if ascending else row < bound)
+        if field is TaskOrderField.TITLE:
+            # The same cut on the index's own column (the title as written is not in the index):
+            # it starts the index scan at the boundary, so a deep page costs what the first does.
+            first_key, first_bound = keys[0], bounds[0]
+            statement = statement.where(
+                first_key >= first_bound if ascending else first_key <= first_bound
+            )
     if (direction is OrderDirection.DESC) != backward:
-        statement = statement.order_by(key.desc(), task_id.desc())
+        statement = statement.order_by(*(key.desc() for key in keys))
     else:
-        statement = statement.order_by(key.asc(), task_id.asc())
+        statement = statement.order_by(*(key.asc() for key in keys))
     if limited:
-        statement = statement.limit(bindparam("limit"))
+        statement = statement.limit(bindparam("limit", type_=Integer()))
     return statement
 
 
@@ -133,7 +162,7 @@ def list_statement(
     values = _filter_values(user_id, query.filter)
     for name, boundary in (("after", after), ("before", before)):
         if boundary is not None:
-            values[f"{name}_key"], values[f"{name}_id"] = boundary.key, boundary.task_id
+            values.update(boundary_values(name, boundary))
     if size is not None:
         values["limit"] = size + 1
     return statement, values

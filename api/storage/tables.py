@@ -13,6 +13,11 @@ from sqlmodel import Field, SQLModel
 from api.storage.columns import UTCDateTime, utcnow
 from api.tasks.shapes import IDEMPOTENCY_KEY_MAX, TITLE_MAX, USER_ID_MAX
 
+# Title order compares code points on every database: SQLite's default (BINARY) does, PostgreSQL
+# does with the "C" collation, whatever the database's locale.
+BINARY_TITLE = String(TITLE_MAX).with_variant(String(TITLE_MAX, collation="C"), "postgresql")
+BINARY_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
 
 class Task(SQLModel, table=True):
     """A stored task (table `tasks`); written only by the service."""
@@ -22,13 +27,19 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
         Index("ix_tasks_user_id_updated_at_id", "user_id", "updated_at", "id"),
-        Index("ix_tasks_user_id_title_id", "user_id", "title", "id"),
+        # Not the title as written too: an index row must fit in a third of a PostgreSQL page
+        # (2704 bytes), and a 500-character title beside its folded form can outgrow that.
+        Index("ix_tasks_user_id_title_folded_id", "user_id", "title_folded", "id"),
     )
 
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     user_id: str = Field(sa_column=Column(String(USER_ID_MAX), nullable=False))
-    title: str = Field(sa_column=Column(String(TITLE_MAX), nullable=False))
+    title: str = Field(sa_column=Column(BINARY_TITLE, nullable=False))
     description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # `api.tasks.shapes.fold` of title and description, kept by the service on every write: search
+    # and the title order compare these, so case is ignored alike on every database.
+    title_folded: str = Field(sa_column=Column(BINARY_TEXT, nullable=False))
+    description_folded: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     completed: bool = Field(default=False, nullable=False)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)

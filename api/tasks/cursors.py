@@ -1,8 +1,9 @@
 """Opaque keyset cursors: the sort key and id of a boundary task, signed for its user and order.
 
 A cursor is `base64url(payload).base64url(mac)`. The payload names the order it was made for and
-the boundary task's sort key and id; the MAC (HMAC-SHA256) covers the payload and the user id, so
-a cursor that was edited, made for another user, or made with another service key is refused.
+the boundary task's sort key (for titles: the folded title and the title) and id; the MAC
+(HMAC-SHA256) covers the payload and the user id, so a cursor that was edited, made for another
+user, or made with another service key is refused.
 The key is `TASK_API_CURSOR_SECRET` when set, else one the first migration stored in the database,
 so every process and instance over the same database reads the same cursors.
 """
@@ -20,13 +21,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.tasks import errors
-from api.tasks.shapes import Boundary, TaskOrder, TaskOrderField, TaskRecord
+from api.tasks.shapes import Boundary, TaskOrder, TaskOrderField, TaskRecord, TitleKey, fold
 
 FORMAT_VERSION = 1
 
 
-def sort_key(task: TaskRecord, field: TaskOrderField) -> datetime | str:
-    value: datetime | str = getattr(task, field.value)
+def sort_key(task: TaskRecord, field: TaskOrderField) -> datetime | TitleKey:
+    """The task's key in `field`'s order, without the id: (folded title, title) for titles."""
+    if field is TaskOrderField.TITLE:
+        folded = getattr(task, "title_folded", None)
+        return (folded if folded is not None else fold(task.title), task.title)
+    value: datetime = getattr(task, field.value)
     return value
 
 
@@ -40,6 +45,21 @@ def _b64decode(text_: str) -> bytes:
 
 def _invalid(message: str = "is not a valid cursor for this list") -> errors.ValidationError:
     return errors.ValidationError([{"field": "cursor", "message": message}])
+
+
+def _title_key(raw_key: Any) -> TitleKey:
+    """A title cursor's key: [folded title, title]; a cursor made before titles were ordered by
+    their folded form holds the title alone, whose folded form is recomputed (so it still reads
+    on from the same task)."""
+    if isinstance(raw_key, str):
+        return (fold(raw_key), raw_key)
+    if (
+        isinstance(raw_key, list)
+        and len(raw_key) == 2
+        and all(isinstance(part, str) for part in raw_key)
+    ):
+        return (raw_key[0], raw_key[1])
+    raise _invalid()
 
 
 class CursorCodec:
@@ -67,7 +87,7 @@ class CursorCodec:
         fields: list[Any] = [
             FORMAT_VERSION,
             order.token,
-            key.isoformat() if isinstance(key, datetime) else key,
+            key.isoformat() if isinstance(key, datetime) else list(key),
             str(task.id),
         ]
         payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
@@ -95,7 +115,7 @@ class CursorCodec:
         if order_token != order.token:
             raise _invalid(f"was made for the order {order_token}, not {order.token}")
         if order.field is TaskOrderField.TITLE:
-            return Boundary(key=str(raw_key), task_id=task_id)
+            return Boundary(key=_title_key(raw_key), task_id=task_id)
         try:
             return Boundary(key=datetime.fromisoformat(raw_key), task_id=task_id)
         except (ValueError, TypeError):

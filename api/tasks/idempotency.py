@@ -23,7 +23,7 @@ from api.storage.statements import insert_ignoring_duplicates
 from api.storage.store import StoreSession
 from api.storage.tables import IdempotencyKey, Task
 from api.tasks import errors
-from api.tasks.shapes import IdempotencyKeyValue, TaskCreate, TaskRead
+from api.tasks.shapes import IdempotencyKeyValue, TaskCreate, TaskRead, folded_columns
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ def _snapshot(task: Task) -> str:
 
 
 def _from_snapshot(snapshot: str) -> Task:
-    stored = TaskRead.model_validate_json(snapshot)
-    return Task(**dict(stored))
+    values = dict(TaskRead.model_validate_json(snapshot))
+    return Task(**values, **folded_columns(values))
 
 
 async def create_once(

@@ -35,6 +35,7 @@ from api.tasks.shapes import (
     TaskRecord,
     TaskUpdate,
     UserId,
+    folded_columns,
 )
 
 # A version the caller holds: the write happens only while the task is at it (or one of them).
@@ -87,7 +88,7 @@ class TaskPage:
 def _new_task_values(user_id: str, data: TaskCreate) -> dict[str, Any]:
     """Every column of a new task; the service, not the database, chooses id and timestamps."""
     now = utcnow()
-    return {
+    values = {
         "id": uuid4(),
         "user_id": user_id,
         "title": data.title,
@@ -97,6 +98,7 @@ def _new_task_values(user_id: str, data: TaskCreate) -> dict[str, Any]:
         "updated_at": now,
         "version": 1,
     }
+    return values | folded_columns(values)
 
 
 class TaskService:
@@ -124,6 +126,7 @@ class TaskService:
         """
         user_id = validate_user_id(user_id)
         query = query or TaskListQuery()
+        query = query.model_copy(update={"filter": query.filter.folded()})
         codec = self.cursors
         async with db.single_statements() as connection:
             after = before = None
@@ -155,7 +158,7 @@ class TaskService:
     @retried_read
     async def count_tasks(self, db: StoreSession, user_id: str, filter: TaskFilter) -> int:
         """How many of the user's tasks match `filter`."""
-        statement, values = statements.count_statement(validate_user_id(user_id), filter)
+        statement, values = statements.count_statement(validate_user_id(user_id), filter.folded())
         async with db.single_statements() as connection:
             (row,) = await db.fetch(connection, statement, values)
         return int(row[0])
@@ -194,7 +197,9 @@ class TaskService:
             async with db.single_statements() as connection:
                 await db.execute(connection, statements.INSERT_TASK, values)
             # The values were checked on the way in (TaskCreate) and are now stored as they are.
-            return TaskRead.model_construct(**values)
+            return TaskRead.model_construct(
+                **{name: value for name, value in values.items() if name in TaskRead.model_fields}
+            )
         key = idempotency.validate_key(idempotency_key)
 
         def new_task() -> Task:
@@ -257,6 +262,8 @@ class TaskService:
         expected_version: ExpectedVersion,
     ) -> TaskRecord:
         owner, target = validate_user_id(user_id), parse_task_id(task_id)
+        # The folded search and order columns follow the title and description they fold.
+        values = values | folded_columns(values)
         statement = statements.update_statement(owner, target, values, utcnow())
         return await self._guarded(db, statement, owner, target, expected_version)
 

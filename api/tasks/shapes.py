@@ -1,5 +1,6 @@
 """The task, in the shapes each layer needs; every input rule of the contract lives here."""
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +22,30 @@ TITLE_MAX = 500
 DESCRIPTION_MAX = 10_000
 USER_ID_MAX = 255
 IDEMPOTENCY_KEY_MAX = 255
+
+
+# Search and title order compare text by one rule, the same on every database and whatever its
+# locale: Unicode NFC, then full case folding (str.casefold), then NFC again (folding can leave a
+# string unnormalized). NFC (not NFKC) keeps compatibility characters apart (`²` is not `2`, `ﬁ` is
+# not `fi`), while composed and decomposed forms of one letter (`é`, `e` + U+0301) are equal.
+FOLD_NORMALIZATION = "NFC"
+
+
+def fold(text: str) -> str:
+    """The key that search and title order compare: NFC, case folded, NFC again."""
+    normalized = unicodedata.normalize(FOLD_NORMALIZATION, text)
+    return unicodedata.normalize(FOLD_NORMALIZATION, normalized.casefold())
+
+
+def folded_columns(values: dict[str, Any]) -> dict[str, Any]:
+    """The folded search and order columns for the `title`/`description` among `values`."""
+    folded: dict[str, Any] = {}
+    if "title" in values:
+        folded["title_folded"] = fold(values["title"])
+    if "description" in values:
+        description = values["description"]
+        folded["description_folded"] = None if description is None else fold(description)
+    return folded
 
 
 def _reject_nul(value: str) -> str:
@@ -188,7 +213,14 @@ class TaskFilter(SQLModel):
 
     completed: StrictBool | None = None
     # A case-insensitive substring of the title or description; `%`, `_` and `\` match themselves.
+    # Case is ignored by `fold` (in every alphabet), never by the database.
     search: Search = None
+
+    def folded(self) -> "TaskFilter":
+        """This filter with its search folded as the stored search columns are."""
+        if not self.search:
+            return self
+        return self.model_copy(update={"search": fold(self.search)})
 
 
 class TaskOrder(SQLModel):
@@ -245,9 +277,13 @@ class ConnectionWindow(SQLModel):
         )
 
 
+# The title order's key: the folded title, then the title as written (then the id).
+TitleKey = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class Boundary:
     """Where a page starts or ends: the boundary task's sort key and id."""
 
-    key: datetime | str
+    key: datetime | TitleKey
     task_id: UUID

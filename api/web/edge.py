@@ -3,6 +3,8 @@
 - `BodySizeLimit`: a body over the limit is answered 413 without being read into memory.
 - `StrictCORS`: Starlette's CORS for the configured origins; any other origin gets no CORS
   header at all, on preflights as on ordinary responses.
+- `HeadAsGet`: HEAD is answered wherever GET is, as GET would be (status and headers, ETag and
+  conditional requests included) but without the body; `/graphql` keeps answering methods itself.
 - `SecurityHeaders`: `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY` (the docs
   and GraphiQL pages are not to be framed) everywhere, and `Cache-Control: no-store` on the API
   paths, so task data never lands in a shared cache.
@@ -137,3 +139,40 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class HeadAsGet:
+    """Answers HEAD as GET with the body left out (RFC 9110 9.3.2), on every path.
+
+    The request goes on as GET, so every route, conditional header and middleware answers exactly
+    as it would to GET (a path without GET answers 405 as GET does); the routes and the OpenAPI
+    document name GET only. The response's headers, Content-Length included, are kept; its body
+    chunks are dropped and one empty chunk ends it.
+    """
+
+    def __init__(self, app: ASGIApp, *, except_prefixes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        # Paths whose own HTTP layer answers every method itself (GraphQL over HTTP).
+        self.except_prefixes = except_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "HEAD"
+            or scope["path"].startswith(self.except_prefixes)
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                await send(message)
+            elif kind == "http.response.body" and message.get("more_body", False):
+                return
+            elif kind in ("http.response.body", "http.response.pathsend"):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)

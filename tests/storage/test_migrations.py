@@ -1,4 +1,4 @@
-"""Migration 0003 on a database that already holds tasks, on both databases."""
+"""Migrations 0003 and 0004 on a database that already holds tasks, on both databases."""
 
 import uuid
 from datetime import UTC, datetime
@@ -10,6 +10,7 @@ from asgi_lifespan import LifespanManager
 
 from api.main import create_app
 from api.storage.migrate import alembic_config, migration_engine, run_locked
+from api.tasks.shapes import fold
 from tests.conftest import client_for, make_settings
 
 # The tasks table as migration 0001 made it, before any later revision.
@@ -117,3 +118,61 @@ class TestMigration0003:
             )
             assert response.status_code == 201
             assert isinstance(client, httpx.AsyncClient)
+
+
+class TestMigration0004:
+    async def test_existing_tasks_are_folded_in_batches(self, database_url: str) -> None:
+        await migrate(database_url, "0003")
+        now = datetime.now(UTC)
+        count = 2500  # more than one batch of the fill
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "user_id": "alice",
+                "title": f"ÄPFEL {n:04d}" if n % 2 else f"Straße {n:04d}",
+                "description": "für Ömer" if n % 5 == 0 else None,
+                "completed": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(count)
+        ]
+        await execute(database_url, sa.insert(TASKS_0001).values(rows))
+        await migrate(database_url, "head")
+        stored = await execute(
+            database_url,
+            sa.text("SELECT title, description, title_folded, description_folded FROM tasks"),
+        )
+        assert len(stored) == count
+        for title, description, title_folded, description_folded in stored:
+            assert title_folded == fold(title)
+            assert description_folded == (None if description is None else fold(description))
+        app = create_app(make_settings(database_url))
+        async with LifespanManager(app), client_for(app) as client:
+            found = await client.get("/api/alice/tasks", params={"search": "äpfel 0001"})
+            assert [task["title"] for task in found.json()] == ["ÄPFEL 0001"]
+            found = await client.get("/api/alice/tasks", params={"search": "ömer", "limit": 1000})
+            assert len(found.json()) == count // 5
+            first = await client.get("/api/alice/tasks", params={"sort": "title", "limit": 2})
+            # Folded, "strasse" comes before "äpfel" (code points: s < ä).
+            assert [task["title"] for task in first.json()] == ["Straße 0000", "Straße 0002"]
+
+    async def test_downgrade_to_0003_and_up_again(self, database_url: str) -> None:
+        await migrate(database_url, "head")
+        await migrate(database_url, "0003", down=True)
+        columns = await _columns(database_url)
+        assert "title_folded" not in columns
+        await migrate(database_url, "head")
+        columns = await _columns(database_url)
+        assert columns["title_folded"]["nullable"] is False
+
+
+async def _columns(database_url: str) -> dict[str, dict[str, object]]:
+    engine = migration_engine(make_settings(database_url))
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: {c["name"]: c for c in sa.inspect(sync).get_columns("tasks")}
+            )
+    finally:
+        await engine.dispose()

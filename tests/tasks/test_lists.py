@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.storage.tables import Task
+from api.tasks.shapes import folded_columns
 from tests.factories import TASK_FIELDS, create_task, error_codes, graphql
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -26,17 +27,22 @@ GRAPHQL_ORDERS = {
 
 async def seed(app: FastAPI, user_id: str, count: int) -> list[Task]:
     """Tasks with many ties in every sort key, so only the id makes each order total."""
-    tasks = [
-        Task(
-            user_id=user_id,
-            title=f"task {n % 40:02d}",
-            description="Buy MILK" if n % 5 == 0 else f"note {n}",
-            completed=n % 3 == 0,
-            created_at=BASE_TIME + timedelta(seconds=n // 3),
-            updated_at=BASE_TIME + timedelta(seconds=(n * 7) % 50),
+    tasks = []
+    for n in range(count):
+        text = {
+            "title": f"task {n % 40:02d}",
+            "description": "Buy MILK" if n % 5 == 0 else f"note {n}",
+        }
+        tasks.append(
+            Task(
+                user_id=user_id,
+                **text,
+                **folded_columns(text),
+                completed=n % 3 == 0,
+                created_at=BASE_TIME + timedelta(seconds=n // 3),
+                updated_at=BASE_TIME + timedelta(seconds=(n * 7) % 50),
+            )
         )
-        for n in range(count)
-    ]
     async with app.state.store.sessionmaker() as session:
         session.add_all(tasks)
         await session.commit()
