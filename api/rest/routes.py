@@ -1,12 +1,12 @@
 """The REST facade at /api/{user_id}/tasks: call the service, set status and headers."""
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
 from api.rest import etags
+from api.rest.encoding import task_response, tasks_response
 from api.rest.params import IdempotencyKey, IfMatch, TaskIdPath, TaskListParams, UserIdPath
 from api.rest.routing import SessionDep, TaskRoute, TasksDep
 from api.tasks.shapes import TaskCompletion, TaskCreate, TaskRead, TaskRecord, TaskUpdate
@@ -57,13 +57,12 @@ router = APIRouter(
 )
 
 
-# Routes return the service's records as they are; FastAPI reads them into their response model
-# (TaskRead) by attribute, in pydantic's compiled validator, and serializes that.
+# Routes answer with the service's records encoded once (api.rest.encoding); the response models
+# describe them in the OpenAPI document.
 
 
-def _one(task: TaskRecord, response: Response) -> TaskRecord:
-    response.headers["ETag"] = etags.etag(task)
-    return task
+def _one(task: TaskRecord, status_code: int = 200, **headers: str) -> Response:
+    return task_response(task, status_code, {"ETag": etags.etag(task), **headers})
 
 
 @router.get(
@@ -89,13 +88,13 @@ async def list_tasks(
     user_id: UserIdPath,
     params: Annotated[TaskListParams, Query()],
     request: Request,
-    response: Response,
-) -> Sequence[TaskRecord]:
+) -> Response:
     page = await tasks.list_tasks(db, user_id, params.to_query())
+    headers = {}
     if page.has_next_page and page.end_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.end_cursor)
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return page.tasks
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return tasks_response(page.tasks, headers)
 
 
 @router.post(
@@ -118,12 +117,11 @@ async def create_task(
     tasks: TasksDep,
     user_id: UserIdPath,
     data: TaskCreate,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> TaskRecord:
+) -> Response:
     task = await tasks.create_task(db, user_id, data, idempotency_key)
-    response.headers["Location"] = f"/api/{quote(user_id, safe='')}/tasks/{task.id}"
-    return _one(task, response)
+    location = f"/api/{quote(user_id, safe='')}/tasks/{task.id}"
+    return _one(task, status.HTTP_201_CREATED, Location=location)
 
 
 @router.get(
@@ -144,7 +142,6 @@ async def get_task(
     tasks: TasksDep,
     user_id: UserIdPath,
     task_id: TaskIdPath,
-    response: Response,
     if_none_match: Annotated[
         str | None,
         Header(
@@ -152,13 +149,13 @@ async def get_task(
             description="Answer 304 with no body if the task still has one of these ETags",
         ),
     ] = None,
-) -> Any:
+) -> Response:
     task = await tasks.get_task(db, user_id, task_id)
     if etags.none_match(if_none_match, task):
         return Response(
             status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etags.etag(task)}
         )
-    return _one(task, response)
+    return _one(task)
 
 
 @router.put(
@@ -173,12 +170,11 @@ async def update_task(
     user_id: UserIdPath,
     task_id: TaskIdPath,
     changes: TaskUpdate,
-    response: Response,
     if_match: IfMatch = None,
-) -> TaskRecord:
+) -> Response:
     expected = etags.expected_versions(if_match, task_id)
     task = await tasks.update_task(db, user_id, task_id, changes, expected)
-    return _one(task, response)
+    return _one(task)
 
 
 @router.patch(
@@ -192,14 +188,13 @@ async def complete_task(
     tasks: TasksDep,
     user_id: UserIdPath,
     task_id: TaskIdPath,
-    response: Response,
     body: Annotated[TaskCompletion | None, Body()] = None,
     if_match: IfMatch = None,
-) -> TaskRecord:
+) -> Response:
     completed = body.completed if body is not None else True
     expected = etags.expected_versions(if_match, task_id)
     task = await tasks.set_completed(db, user_id, task_id, completed, expected)
-    return _one(task, response)
+    return _one(task)
 
 
 @router.delete(

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from api.tasks.shapes import fold
 from tests.conftest import reset_postgres
 from tests.factories import create_task, graphql
-from tests.test_lists import connection, walk_rest
+from tests.tasks.test_lists import connection, walk_rest
 
 TITLES = ["Banana", "Zed", "_under", "apple", "cherry", "Apple", "apple", "Éclair", "éclair", "Ω"]
 
