@@ -287,12 +287,16 @@ async def drop_databases() -> None:
         await admin.close()
 
 
+# The seed's text is ASCII, so lower() is the service's folding rule for the search columns.
 SEED = """
-    INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at)
-    SELECT gen_random_uuid(), 'user-' || u, 'Task ' || t || ' of user ' || u,
-           'Notes ' || md5(u || ':' || t), t % 4 = 0, at, at
+    INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at,
+                       title_folded, description_folded)
+    SELECT gen_random_uuid(), 'user-' || u, title, description, t % 4 = 0, at, at,
+           lower(title), lower(description)
     FROM generate_series(1, $2::int) AS t, generate_series(1, $1::int) AS u,
-         LATERAL (SELECT timestamptz '2026-01-01' + (t * $1 + u) * interval '1 second') AS s(at)
+         LATERAL (SELECT timestamptz '2026-01-01' + (t * $1 + u) * interval '1 second') AS s(at),
+         LATERAL (SELECT 'Task ' || t || ' of user ' || u) AS n(title),
+         LATERAL (SELECT 'Notes ' || md5(u || ':' || t)) AS d(description)
     ORDER BY t, u
 """
 
@@ -328,6 +332,10 @@ async def prepare_databases(users: int, tasks_per_user: int) -> str:
         )
         for row in others:
             await peer.execute(f'DROP TABLE "{row["tablename"]}" CASCADE')
+        # The service's search columns are its own business (PostGraphile's API would show them).
+        await peer.execute(
+            "ALTER TABLE tasks DROP COLUMN title_folded, DROP COLUMN description_folded"
+        )
         # The service fills these in itself; a PostGraphile schema needs them as defaults.
         await peer.execute(
             """
@@ -620,9 +628,10 @@ SELECT id, user_id, title, description, completed, created_at, updated_at
   FROM tasks WHERE user_id = 'user-' || :u::text ORDER BY created_at, id;
 """,
     "create": """\\set u random(1, {users})
-INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at)
+INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at,
+                   title_folded, description_folded)
   VALUES (gen_random_uuid(), 'w-' || :u::text, 'Bench task', 'Created by the benchmark',
-          false, now(), now());
+          false, now(), now(), 'bench task', 'created by the benchmark');
 """,
 }
 
@@ -771,7 +780,8 @@ def floor_command(port: int) -> list[str]:
 
 
 def start_floor(port: int, work_dir: Path) -> Server:
-    env = {"FLOOR_DSN": database_url(SERVICE_DB)}
+    # PostGraphile's copy of the seed: the floor's INSERT names only the task's own columns.
+    env = {"FLOOR_DSN": database_url(PEER_DB)}
     if floor_lists_user_id():
         env["FLOOR_WITH_USER_ID"] = "1"
     return start(FLOOR, floor_command(port), ROOT, env, port, work_dir)
