@@ -30,14 +30,13 @@ from graphql import (
     GraphQLError,
     OperationDefinitionNode,
     OperationType,
+    get_operation_ast,
     parse,
-    validate,
 )
 from graphql.execution.collect_fields import FragmentDetails
 from graphql.language import Visitor, visit
 from graphql.validation import specified_rules
-from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
-from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.schema.schema import validate_document
 
 from graphql_schema.schema import TaskSchema
 
@@ -76,13 +75,6 @@ class _Unsupported(Visitor):
             self.found = True
 
 
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if len(operations) == 1 else None
-    return next((op for op in operations if op.name and op.name.value == name), None)
-
-
 def compile_operation(
     schema: TaskSchema, query: str, operation_name: str | None
 ) -> CompiledOperation | None:
@@ -93,16 +85,10 @@ def compile_operation(
         document = parse(query, max_tokens=schema.max_tokens)
     except GraphQLError:
         return None
-    # The rules Strawberry applies: graphql-core's, the schema's own, and Strawberry's two.
-    rules = (
-        *specified_rules,
-        *schema.document_rules,
-        MaybeNullValidationRule,
-        OneOfInputValidationRule,
-    )
-    if validate(schema._schema, document, rules):
+    # Strawberry's own validation, with the rules its path applies: graphql-core's and the schema's.
+    if validate_document(schema._schema, document, (*specified_rules, *schema.document_rules)):
         return None
-    operation = _operation(document, operation_name)
+    operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is OperationType.SUBSCRIPTION:
         return None
     unsupported = _Unsupported()

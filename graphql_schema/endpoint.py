@@ -14,7 +14,6 @@ seen for the first time, one that does not validate, introspection. The same rul
 functions serve both paths; tests compare their answers.
 """
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from graphql_schema.negotiation import (
     encode_json,
     negotiate,
     prefers_html,
+    query_request,
     request_data,
 )
 from graphql_schema.permissions import addressed_users
@@ -129,26 +129,16 @@ class GraphQLEndpoint:
         media_type = negotiate(accept)
         if media_type is None:
             raise _Delegate
-        if scope["method"] == "POST":
-            try:
-                check_content_type(_header(scope, b"content-type"))
-                raw = orjson.loads(body)
-            except (TaskAPIError, orjson.JSONDecodeError):
-                raise _Delegate from None
-        else:
-            params = dict(parse_qsl(scope["query_string"].decode("latin-1"), True))
-            if "query" not in params and prefers_html(accept or ""):
-                raise _Delegate  # GraphiQL
-            raw = {"query": params.get("query"), "operationName": params.get("operationName")}
-            for name in ("variables", "extensions"):
-                if name in params:
-                    try:
-                        raw[name] = json.loads(params[name])
-                    except (ValueError, RecursionError):
-                        raise _Delegate from None
         try:
-            request = request_data(raw)
-        except TaskAPIError:
+            if scope["method"] == "POST":
+                check_content_type(_header(scope, b"content-type"))
+                request = request_data(orjson.loads(body))
+            else:
+                params = dict(parse_qsl(scope["query_string"].decode("latin-1"), True))
+                if "query" not in params and prefers_html(accept or ""):
+                    raise _Delegate  # GraphiQL
+                request = query_request(params)
+        except (TaskAPIError, orjson.JSONDecodeError):
             raise _Delegate from None
         assert request.query is not None  # request_data refuses a request without one
         operation = self.operations.get(request.query, request.operation_name)

@@ -11,7 +11,7 @@ from strawberry.extensions import SchemaExtension
 
 from api.tasks import errors
 from api.web import errors as http_errors
-from api.web.statuses import error_headers, status_for, status_of
+from api.web.statuses import error_headers, nearest, status_for, status_of
 
 # The code of an error in the caller's document: it does not parse or validate, names no
 # operation that can run, or its variables cannot be coerced.
@@ -36,10 +36,7 @@ CODE: dict[type[errors.TaskAPIError], str] = {
 
 
 def code_of(error: errors.TaskAPIError) -> str:
-    for kind in type(error).__mro__:
-        if kind in CODE:
-            return CODE[kind]
-    return CODE[errors.TaskAPIError]
+    return nearest(CODE, type(error))
 
 
 def _status_by_code() -> dict[str, int]:

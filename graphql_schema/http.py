@@ -52,6 +52,7 @@ from graphql_schema.negotiation import (
     encode_json,
     negotiate,
     prefers_html,
+    query_request,
     request_data,
 )
 
@@ -189,16 +190,7 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
         if request.method == "GET":
-            params = request.query_params
-            data: dict[str, object] = {
-                "query": params.get("query"),
-                "operationName": params.get("operationName"),
-            }
-            for name in ("variables", "extensions"):
-                value = params.get(name)
-                if isinstance(value, str):
-                    data[name] = decode_json(value, f"The {name} parameter")
-            return request_data(data)
+            return query_request(request.query_params)
         return request_data(decode_json(await request.get_body(), "The request body"))
 
     async def execute_single(  # type: ignore[override]

@@ -122,6 +122,20 @@ def request_data(data: object) -> GraphQLRequestData:
     )
 
 
+def query_request(params: Mapping[str, str]) -> GraphQLRequestData:
+    """The request parameters of a GET, from its query string (`variables` and `extensions` are
+    JSON there); BadRequestError when they do not make a well-formed request."""
+    data: dict[str, object] = {
+        "query": params.get("query"),
+        "operationName": params.get("operationName"),
+    }
+    for name in ("variables", "extensions"):
+        value = params.get(name)
+        if isinstance(value, str):
+            data[name] = decode_json(value, f"The {name} parameter")
+    return request_data(data)
+
+
 def encode_json(data: object) -> bytes:
     """Every GraphQL answer's JSON: orjson's, several times faster than the stdlib's."""
     try:

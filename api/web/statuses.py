@@ -4,6 +4,9 @@ One table for both faces: REST renders it as problem+json, GraphQL over HTTP as 
 response with the same status. An error class not listed takes its nearest listed base's.
 """
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 from api.tasks import errors
 from api.web.errors import (
     BadRequestError,
@@ -45,11 +48,17 @@ TITLE = {
 }
 
 
+T = TypeVar("T")
+
+
+def nearest(table: Mapping[type[errors.TaskAPIError], T], kind: type[errors.TaskAPIError]) -> T:
+    """The entry of `kind` in a face's table, or of its nearest listed base (the tree's root is
+    always listed)."""
+    return next(table[base] for base in kind.__mro__ if base in table)
+
+
 def status_for(error_class: type[errors.TaskAPIError]) -> int:
-    for kind in error_class.__mro__:
-        if kind in STATUS:
-            return STATUS[kind]
-    return 500
+    return nearest(STATUS, error_class)
 
 
 def status_of(error: errors.TaskAPIError) -> int:
