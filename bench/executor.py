@@ -11,7 +11,8 @@ median of `--repeats` repetitions of `--requests` requests each:
 
 - the 20-task GraphQL list and a GraphQL create through the compiled path
   (`create_app(Settings(graphql_compiled=True))`, each document sent a few times first so that it
-  is compiled; the script fails if a measured request was not answered by the compiled path),
+  is compiled; the script fails if a measured request was not answered by the compiled path
+  and completed by its root-field plan),
 - the same two through the framework's path (`graphql_compiled=False`: Strawberry's router),
 - a bare Strawberry baseline: a minimal `strawberry.Schema` whose one async field returns 20
   static tasks with the same seven fields, run with `await schema.execute(...)` (no HTTP, no
@@ -290,7 +291,7 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
             graphql_case("GraphQL create", "framework's path", framework.app, CREATE_BODY),
         ]
         counts = compiled_app.state.graphql_answers
-        before = counts.compiled
+        before, planned_before = counts.compiled, counts.planned
         # Repetitions interleave the cases, so drift in the machine's speed touches them alike.
         for _ in range(arguments.repeats):
             for case in cases:
@@ -300,6 +301,11 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
             sys.exit(
                 f"the compiled path answered {counts.compiled - before} of the {measured} "
                 "requests measured on it: its figures would not be the compiled path's"
+            )
+        if counts.planned - planned_before != measured:
+            sys.exit(
+                f"the root-field plan completed {counts.planned - planned_before} of the "
+                f"{measured} requests measured on the compiled path"
             )
         # The last answers are still right.
         for manager in (compiled, framework):

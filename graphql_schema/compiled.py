@@ -5,9 +5,11 @@ validates on every request (from caches, but through a dozen extension hooks), t
 document to graphql-core. A `CompiledOperation` keeps the outcome of all that for one document
 text and operation name: the parsed document, the operation, its fragments, and the fact that it
 passed every limit and rule the schema applies (the same rules, `TaskSchema.document_rules`, and
-the same parse options). Per request only the variables are coerced and the operation runs, on
-graphql-core's own executor (the schema's `PlainFieldsExecutionContext`), so every answer, error
-and null is the one graphql-core gives.
+the same parse options), and for an operation of one root field its plan (`RootField`): the
+field's resolver, called as graphql-core calls it, and the completion of its value. Per request
+only the variables are coerced and the operation runs; every answer, error and null is the one
+graphql-core gives (an unusual outcome is completed by graphql-core's own executor, the schema's
+`PlainFieldsExecutionContext`, which runs everything else too).
 
 What is not compiled runs on the framework's path: a document that does not parse or validate
 (its errors come from there), introspection, subscriptions, documents with several operations
@@ -34,10 +36,11 @@ from graphql import (
     parse,
 )
 from graphql.execution.collect_fields import FragmentDetails
-from graphql.language import Visitor, visit
+from graphql.language import DirectiveNode, Visitor, visit
 from graphql.validation import specified_rules
 from strawberry.schema.schema import validate_document
 
+from graphql_schema.execution import RootField, plan_root_field
 from graphql_schema.schema import TaskSchema
 
 # The directives a compiled document may use: both are evaluated by graphql-core per request.
@@ -53,6 +56,9 @@ class CompiledOperation:
     operation: OperationDefinitionNode
     fragment_definitions: dict[str, FragmentDefinitionNode]
     fragments: dict[str, FragmentDetails]
+    # How the operation's one root field runs and completes, when it has exactly one and no
+    # directive anywhere (graphql_schema.execution); None: graphql-core's executor runs it all.
+    root: RootField | None = None
 
     @property
     def is_query(self) -> bool:
@@ -65,8 +71,10 @@ class _Unsupported(Visitor):
     def __init__(self) -> None:
         super().__init__()
         self.found = False
+        self.has_directives = False
 
-    def enter_directive(self, node: Any, *_args: Any) -> None:
+    def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
+        self.has_directives = True
         if node.name.value not in _RUNTIME_DIRECTIVES:
             self.found = True
 
@@ -98,11 +106,16 @@ def compile_operation(
     }
     if unsupported.found or any(d.variable_definitions for d in fragment_definitions.values()):
         return None
+    fragments = {name: FragmentDetails(d) for name, d in fragment_definitions.items()}
     return CompiledOperation(
         document=document,
         operation=operation,
         fragment_definitions=fragment_definitions,
-        fragments={name: FragmentDetails(d) for name, d in fragment_definitions.items()},
+        fragments=fragments,
+        # A directive's outcome depends on the variables, so its selections are not planned.
+        root=None
+        if unsupported.has_directives
+        else plan_root_field(schema._schema, operation, fragments),
     )
 
 

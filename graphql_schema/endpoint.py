@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from graphql import ExecutionResult, get_variable_values
+from graphql import ExecutionResult, MiddlewareManager, get_variable_values
 from graphql.execution import default_field_resolver, default_type_resolver
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
@@ -32,6 +32,7 @@ from api.web.authentication import caller_of
 from graphql_schema.compiled import CompiledOperation, OperationCache
 from graphql_schema.context import Context, request_context
 from graphql_schema.errors import public_error
+from graphql_schema.execution import PlainFieldsExecutionContext, execute_root_field
 from graphql_schema.negotiation import (
     check_content_type,
     encode_json,
@@ -53,6 +54,9 @@ class AnswerCounts:
 
     compiled: int = 0
     delegated: int = 0
+    # Of the compiled answers, those whose one root field the plan completed (no graphql-core
+    # executor ran).
+    planned: int = 0
 
 
 class _Delegate(Exception):
@@ -171,24 +175,37 @@ class GraphQLEndpoint:
         context: Context,
         extensions: dict[str, Any] | None,
     ) -> ExecutionResult:
-        """The operation on graphql-core's executor, built as `Executor.build` builds it."""
-        executor = self._executor_class(
-            self.schema._schema,
-            operation.fragment_definitions,
-            operation.fragments,
-            None,
-            context,
-            operation.operation,
-            variable_values,
-            default_field_resolver,
-            default_type_resolver,
-            default_field_resolver,
-            False,
-            None,
-            optimized_is_awaitable,
-            operation_extensions=extensions,
-        )
-        result = executor.execute_operation()
+        """The operation: its one root field by its plan, or all of it on graphql-core's
+        executor; the executor built as `Executor.build` builds it."""
+
+        def build(middleware: MiddlewareManager | None) -> PlainFieldsExecutionContext:
+            executor = self._executor_class(
+                self.schema._schema,
+                operation.fragment_definitions,
+                operation.fragments,
+                None,
+                context,
+                operation.operation,
+                variable_values,
+                default_field_resolver,
+                default_type_resolver,
+                default_field_resolver,
+                False,
+                middleware,
+                optimized_is_awaitable,
+                operation_extensions=extensions,
+            )
+            assert isinstance(executor, PlainFieldsExecutionContext)
+            return executor
+
+        if operation.root is not None:
+            ran = await execute_root_field(operation.root, build)
+            if ran is None:
+                raise _Delegate  # arguments that do not coerce; no resolver has run
+            result, planned = ran
+            self.counts.planned += planned
+            return result
+        result = build(None).execute_operation()
         if optimized_is_awaitable(result):
             result = await result
         assert isinstance(result, ExecutionResult)

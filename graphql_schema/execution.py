@@ -12,20 +12,41 @@ field (or `__typename`) and nothing wraps resolvers (no resolve middleware). Whe
 would not be an ordinary value (a null in a non-null field, a value the scalar refuses), it hands
 the object back to graphql-core unchanged, so every error is the one graphql-core makes. Reading
 an attribute twice is harmless: a plain field has no side effects.
+
+An operation of one root field (a compiled one: `plan_root_field`) skips graphql-core's executor
+altogether when its value is ordinary: `execute_root_field` calls the field's resolver as
+`execute_field` would and completes the value with the plan of its selection, made when the
+document was compiled. Anything else (an error, a null where none may be, a selection that is not
+plain) is completed by graphql-core from the same outcome, so the resolver never runs twice.
 """
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
+    FieldNode,
+    GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLSchema,
+    MiddlewareManager,
+    OperationDefinitionNode,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FieldDetailsList,
+    FragmentDetails,
+    GroupedFieldSet,
+    collect_subfields,
+)
+from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -130,7 +151,11 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # for every object of a list; the set is kept alive with its plan so the id is not reused.
         self._plans: dict[int, tuple[GroupedFieldSet, tuple[PlainField, ...] | None]] = {}
         manager = self.middleware_manager
-        self._resolvers_wrapped = bool(manager is not None and manager.middlewares)
+        # RootReplay only answers the root field: plain fields below it are as they were.
+        self._resolvers_wrapped = bool(
+            manager is not None
+            and any(not isinstance(m, RootReplay) for m in manager.middlewares or ())
+        )
 
     def _plan(
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
@@ -195,3 +220,173 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().complete_iterable_value(
             item_type, field_details_list, info, path, items, position_context
         )
+
+
+# --- an operation of one root field -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RootField:
+    """The one root field of a compiled operation: what graphql-core would work out per request.
+
+    Its resolver is Strawberry's, called as graphql-core's `execute_field` calls it (the same
+    arguments, info and source), so its permission classes and argument conversion all run.
+    `complete` completes an ordinary value (tasks, a task, or null where null is allowed) with the
+    plain-field plan of its selection; None when the selection is not plain.
+    """
+
+    response_key: str
+    field_def: GraphQLField
+    field_nodes: list[FieldNode]
+    parent_type: GraphQLObjectType
+    path: Path
+    complete: Callable[[Any], Any] | None
+
+
+def plan_root_field(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDetails],
+) -> RootField | None:
+    """The plan of `operation`'s root field, when it has exactly one, with a resolver.
+
+    Called for operations without directives only: the selection collected here without
+    variables is the one graphql-core collects with any.
+    """
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    node = selections[0]
+    parent_type = schema.get_root_type(operation.operation)
+    field_def = None if parent_type is None else parent_type.fields.get(node.name.value)
+    if parent_type is None or field_def is None or field_def.resolve is None:
+        return None
+    response_key = node.alias.value if node.alias else node.name.value
+    return RootField(
+        response_key=response_key,
+        field_def=field_def,
+        field_nodes=[node],
+        parent_type=parent_type,
+        path=Path(None, response_key, parent_type.name),
+        complete=_root_completion(schema, operation, fragments, field_def.type, node),
+    )
+
+
+_NO_VARIABLES = VariableValues({}, {})
+
+
+def _root_completion(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDetails],
+    return_type: GraphQLOutputType,
+    node: FieldNode,
+) -> Callable[[Any], Any] | None:
+    """Completes a value of `return_type` (an object, or a list of non-null objects) whose
+    selection is all plain fields; _Unplain for anything graphql-core must complete."""
+    non_null = isinstance(return_type, GraphQLNonNull)
+    inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+    is_list = isinstance(inner, GraphQLList)
+    if isinstance(inner, GraphQLList):
+        if not isinstance(inner.of_type, GraphQLNonNull):
+            return None
+        inner = inner.of_type.of_type
+    if not isinstance(inner, GraphQLObjectType) or inner.is_type_of is not None:
+        return None
+    collected = collect_subfields(
+        schema, fragments, _NO_VARIABLES, operation, inner, [FieldDetails(node, None)]
+    )
+    if collected.new_defer_usages:
+        return None
+    fields = [
+        _plain_field(inner, response_name, details[0].node.name.value)
+        for response_name, details in collected.grouped_field_set.items()
+    ]
+    if not all(field is not None for field in fields):
+        return None
+    complete_object = _completer(tuple(field for field in fields if field is not None))
+
+    def complete(value: Any) -> Any:
+        if value is None:
+            if non_null:
+                raise _Unplain
+            return None
+        if not is_list:
+            return complete_object(value)
+        if value.__class__ is not list and value.__class__ is not tuple:
+            raise _Unplain
+        return [complete_object(item) for item in value]
+
+    return complete
+
+
+class _Outcome:
+    """What the root field's resolver gave: a value, or the exception it raised."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any = None, error: Exception | None = None) -> None:
+        self.value, self.error = value, error
+
+
+class RootReplay:
+    """graphql-core middleware that answers the root field with its resolver's outcome, so
+    graphql-core completes a value the plan could not (or makes the error) without running the
+    resolver a second time; every other field resolves as usual."""
+
+    def __init__(self, outcome: _Outcome) -> None:
+        self.outcome = outcome
+
+    def resolve(self, next_: Callable[..., Any], root: Any, info: Any, **args: Any) -> Any:
+        if info.path.prev is not None:
+            return next_(root, info, **args)
+        if self.outcome.error is not None:
+            raise self.outcome.error
+        return self.outcome.value
+
+
+ExecutorFactory = Callable[[MiddlewareManager | None], PlainFieldsExecutionContext]
+
+
+async def execute_root_field(
+    root: RootField, build: ExecutorFactory
+) -> tuple[ExecutionResult, bool] | None:
+    """The operation of one root field, run as graphql-core's executor runs it; and whether the
+    plan completed it. None when its arguments do not coerce (no resolver has run: the caller
+    lets the framework's path report it).
+
+    The resolver runs here, exactly once. An ordinary value is completed with the plan; an
+    error, or a value the plan does not take, goes to graphql-core's executor with the outcome
+    replayed (`RootReplay`), which gives the answer and the errors it always gives.
+    """
+    executor = build(None)
+    field_def, node = root.field_def, root.field_nodes[0]
+    info = executor.build_resolve_info(field_def, root.field_nodes, root.parent_type, root.path)
+    try:
+        arguments = (
+            get_argument_values(field_def, node, executor.variable_values)
+            if field_def.args or node.arguments
+            else {}
+        )
+    except Exception:
+        return None
+    assert field_def.resolve is not None  # plan_root_field takes fields with a resolver only
+    try:
+        value = field_def.resolve(executor.root_value, info, **arguments)
+        if executor.is_awaitable(value):
+            value = await value
+    except Exception as error:
+        outcome = _Outcome(error=error)
+    else:
+        if root.complete is not None:
+            try:
+                return ExecutionResult({root.response_key: root.complete(value)}, None), True
+            except Exception:
+                pass  # graphql-core completes it below
+        outcome = _Outcome(value=value)
+    replayed = build(MiddlewareManager(RootReplay(outcome)))
+    result = replayed.execute_operation()
+    if replayed.is_awaitable(result):
+        result = await result
+    assert isinstance(result, ExecutionResult)
+    return result, False

@@ -192,16 +192,38 @@ COMMON = {
 }
 
 
+# The connection's selection has objects within objects: graphql-core's executor completes it.
+PLANNED = set(COMMON) - {"connection"}
+
+
 @pytest.mark.parametrize("name", list(COMMON))
 async def test_a_common_document_is_compiled_on_its_second_request(faces: Faces, name: str) -> None:
     body = {"query": COMMON[name], "variables": {"id": faces.task_ids[-1]}}
     first = await faces.compiled.post("/graphql", json=body)
-    before = faces.counts.compiled
+    before, planned_before = faces.counts.compiled, faces.counts.planned
     body["variables"] = {"id": faces.task_ids[0]}
     second = await faces.compiled.post("/graphql", json=body)
     assert faces.counts.compiled == before + 1
+    # Its one root field ran by the operation's plan, without graphql-core's executor.
+    assert faces.counts.planned == planned_before + (name in PLANNED)
     assert first.status_code == second.status_code == 200
     assert "errors" not in second.json()
+
+
+async def test_a_planned_mutation_that_fails_runs_once_and_answers_as_the_framework(
+    faces: Faces,
+) -> None:
+    """A one-field mutation's error is completed by graphql-core from the resolver's outcome."""
+    body = {"query": COMMON["delete"], "variables": {"id": faces.task_ids[0]}}
+    await faces.compiled.post("/graphql", json=body)  # seen once: deletes task 0
+    planned = faces.counts.planned
+    compiled = await faces.compiled.post("/graphql", json=body)  # compiled: NOT_FOUND
+    expected = await faces.framework.post("/graphql", json=body)
+    assert compiled.content == expected.content
+    assert compiled.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert faces.counts.planned == planned  # the error was not the plan's to complete
+    remaining = (await faces.compiled.get("/api/alice/tasks")).json()
+    assert [task["id"] for task in remaining] == faces.task_ids[1:]
 
 
 async def test_a_mutation_runs_once_even_when_it_fails(faces: Faces) -> None:
