@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +51,8 @@ from api.config import Settings
 from api.main import create_app
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DATABASE = "task_api_bench_executor"
+# Its own name each run, so two runs at once do not drop each other's database.
+DATABASE = f"task_api_bench_executor_{uuid.uuid4().hex[:10]}"
 READER, WRITER = "bench-reader", "bench-writer"
 TASKS = 20
 WARMUP = 5

@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -35,7 +36,8 @@ from api.tasks.shapes import Boundary, OrderDirection, TaskListQuery, TaskOrder,
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DATABASE = "task_api_bench_lists"
+# Its own name each run, so two runs at once do not drop each other's database.
+DATABASE = f"task_api_bench_lists_{uuid.uuid4().hex[:10]}"
 USER = "bench-user"
 TASKS = 100_000
 OTHER_USERS, OTHER_TASKS_EACH = 1_000, 50
