@@ -8,6 +8,7 @@ import orjson
 from graphql import GraphQLError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+from strawberry.utils.str_converters import to_camel_case
 
 from api.tasks import errors
 from api.web import errors as http_errors
@@ -50,6 +51,13 @@ def _status_by_code() -> dict[str, int]:
 STATUS_BY_CODE = _status_by_code()
 
 
+def graphql_name(field: str) -> str:
+    """A field as the GraphQL caller wrote it: the service's `user_id` or `idempotency_key` is the
+    `userId` or `idempotencyKey` argument, `input.title` stays as it is (each part of a path is
+    spelled as the schema spells it, by Strawberry's own name converter)."""
+    return ".".join(to_camel_case(part) for part in field.split("."))
+
+
 def public_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     # graphql-core's own errors about the caller's document: parse and validation errors carry
@@ -69,6 +77,9 @@ def public_error(error: GraphQLError) -> GraphQLError:
     public = errors.classify(original)
     extensions: dict[str, object] = {"code": code_of(public)}
     if isinstance(public, errors.ValidationError):
+        # Named as the caller wrote them; the message is rebuilt from those names, so it never
+        # speaks of a Python name or a REST header either.
+        public = public.renamed(graphql_name)
         extensions["errors"] = public.errors
     return GraphQLError(
         public.detail,
