@@ -13,6 +13,7 @@ from strawberry.utils.str_converters import to_camel_case
 from api.tasks import errors
 from api.web import errors as http_errors
 from api.web.statuses import error_headers, nearest, status_for, status_of
+from graphql_schema.negotiation import JSON
 
 # The code of an error in the caller's document: it does not parse or validate, names no
 # operation that can run, or its variables cannot be coerced.
@@ -33,6 +34,8 @@ CODE: dict[type[errors.TaskAPIError], str] = {
     http_errors.MethodNotAllowedError: "METHOD_NOT_ALLOWED",
     http_errors.NotAcceptableError: "NOT_ACCEPTABLE",
     http_errors.UnsupportedMediaTypeError: "UNSUPPORTED_MEDIA_TYPE",
+    http_errors.PersistedQueryNotFoundError: "PERSISTED_QUERY_NOT_FOUND",
+    http_errors.UntrustedDocumentError: DOCUMENT_ERROR_CODE,
 }
 
 
@@ -106,9 +109,12 @@ def error_response(error: errors.TaskAPIError, media_type: str, retry_after: int
     as GraphQL over HTTP: the error's own status and headers (a Bearer challenge, Retry-After,
     Allow), and a body with only `errors`, since nothing was executed."""
     body = {"errors": [{"message": error.detail, "extensions": {"code": code_of(error)}}]}
+    status = status_of(error)
+    if isinstance(error, http_errors.DocumentRefusedError) and media_type == JSON:
+        status = 200  # as every document error is in application/json
     return Response(
         orjson.dumps(body),
-        status_code=status_of(error),
+        status_code=status,
         headers=error_headers(error, retry_after),
         media_type=f"{media_type}; charset=utf-8",
     )

@@ -55,6 +55,7 @@ from graphql_schema.negotiation import (
     query_request,
     request_data,
 )
+from graphql_schema.persisted import PersistedDocuments
 
 _ALLOWED_BY_METHOD = {
     "GET": frozenset({OperationType.QUERY}),
@@ -125,12 +126,19 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
     """GraphQL over HTTP for the schema; GraphiQL's page is open, every operation is not."""
 
     def __init__(
-        self, schema: BaseSchema, tasks: TaskService, *, graphiql: bool, retry_after: int
+        self,
+        schema: BaseSchema,
+        tasks: TaskService,
+        documents: PersistedDocuments,
+        *,
+        graphiql: bool,
+        retry_after: int,
     ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if graphiql else None, subscription_protocols=()
         )
         self._tasks = tasks
+        self._documents = documents
         self._retry_after = retry_after
         # Strawberry's GET and POST routes resolve the context through three nested FastAPI
         # dependencies on every request; one handler builds it directly (same paths, answers).
@@ -190,8 +198,11 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
         if request.method == "GET":
-            return query_request(request.query_params)
-        return request_data(decode_json(await request.get_body(), "The request body"))
+            data = query_request(request.query_params)
+        else:
+            data = request_data(decode_json(await request.get_body(), "The request body"))
+        # A document by reference gets its text here, before anything parses it.
+        return await self._documents.resolve(data)
 
     async def execute_single(  # type: ignore[override]
         self,
@@ -209,7 +220,7 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
                 "Must provide operation name if query contains multiple operations."
             )
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 request_data.query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -227,6 +238,10 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
             return _document_error(exc.as_http_error_reason())
         except MissingQueryError:  # the empty document: a string, so a well-formed request
             return _document_error("Syntax Error: Unexpected <EOF>.")
+        if not _is_request_error(result):
+            # It passed every limit and rule: a document sent with its hash is stored now.
+            await self._documents.register(request_data)
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult
