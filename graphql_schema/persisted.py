@@ -159,13 +159,13 @@ class PersistedDocuments:
     ) -> GraphQLRequestData:
         if document_id is not None:
             text = trusted.by_id.get(document_id)
-            if text is None:
-                if trusted.others_allowed and request.query is not None:
-                    return request
+            if text is None and request.query is None:
                 raise PersistedQueryNotFoundError()
-            if request.query is not None and request.query != text:
-                raise BadRequestError("The query is not the listed document of that id")
-            return replace(request, query=text)
+            if text is not None:
+                if request.query is not None and request.query != text:
+                    raise BadRequestError("The query is not the listed document of that id")
+                return replace(request, query=text)
+        # A text, with no id or one the manifest does not list: only a listed text runs.
         if trusted.others_allowed or request.query in trusted.texts:
             return request
         raise UntrustedDocumentError()
