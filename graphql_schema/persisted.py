@@ -137,7 +137,8 @@ class PersistedDocuments:
         if document_id is None:
             return request
         if self.store is None:
-            raise BadRequestError("Persisted queries are turned off")
+            # The protocol's message: Apollo's link then stops hashing and sends every text.
+            raise BadRequestError("PersistedQueryNotSupported")
         if not _SHA256_HEX.fullmatch(document_id):
             raise BadRequestError(
                 "extensions.persistedQuery.sha256Hash must be a SHA-256 in lowercase hex"

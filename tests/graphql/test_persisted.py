@@ -227,7 +227,7 @@ async def test_persisted_queries_can_be_turned_off(database_url: str) -> None:
     async with pair_of(database_url, graphql_persisted_queries=False) as pair:
         answer = await pair.both(by_hash(TASKS, with_text=True))
         assert answer.status_code == 400
-        assert answer.json()["errors"][0]["message"] == "Persisted queries are turned off"
+        assert answer.json()["errors"][0]["message"] == "PersistedQueryNotSupported"
         assert await pair.stored() == 0
 
 
