@@ -3,10 +3,11 @@
 `GraphQLEndpoint` sits inside the edge middleware (body limit, CORS, headers), in front of
 FastAPI's routing. It answers a request itself only when everything about it is ordinary: a
 method and media types the spec allows, a token that verifies, a well-formed JSON request, a
-document compiled before (`graphql_schema.compiled`), variables that coerce, and an operation
-that addresses only the caller's own tasks. Then it runs the operation on graphql-core's
-executor, rewrites the errors as the schema's `ErrorCodes` extension does, and answers with the
-same body, status and headers as the framework's path (`graphql_schema.http`).
+document compiled before (`graphql_schema.compiled`; sent as text, or by a hash or trusted id
+whose text this process already knows, `graphql_schema.persisted`), variables that coerce, and
+an operation that addresses only the caller's own tasks. Then it runs the operation on
+graphql-core's executor, rewrites the errors as the schema's `ErrorCodes` extension does, and
+answers with the same body, status and headers as the framework's path (`graphql_schema.http`).
 
 Anything else, before any resolver has run, is handed unchanged to the framework's path (the
 body it read is replayed), which gives the canonical answer: GraphiQL, every 4xx, a document

@@ -10,7 +10,9 @@ One handler serves GET and POST, in this order:
    body is read, so a request without a valid token costs no parsing or validation;
 4. a POST body must be `application/json` in UTF-8 (415); a request that is not a well-formed
    GraphQL request (invalid JSON, no `query`, a `query` that is not a string, `variables` or
-   `extensions` that are not objects, a batch, ...) is 400, never a 500;
+   `extensions` that are not objects, a batch, ...) is 400, never a 500; a document sent by
+   reference (a persisted query's hash, a trusted document's id) gets its text, or is refused,
+   before anything parses it (graphql_schema/persisted.py);
 5. Strawberry parses, validates and executes. GET runs queries only: a mutation is 405 with
    `Allow: POST`. With `application/graphql-response+json`, a request error (the document does
    not parse or validate, names no operation that can run, or its variables cannot be coerced)

@@ -47,6 +47,11 @@ def sha256_of(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
+def _hash_key(document_id: str) -> str:
+    """A persisted query's hash as stored: graphql-codegen's ids say `sha256:<hex>`."""
+    return document_id.removeprefix("sha256:")
+
+
 def requested_id(request: GraphQLRequestData) -> str | None:
     """The document id a request names (`extensions.persistedQuery.sha256Hash`), or None;
     BadRequestError when the extension is malformed."""
@@ -122,7 +127,7 @@ class PersistedDocuments:
         if trusted is not None:
             text = trusted.by_id.get(document_id)
         else:
-            text = self.operations.text_of(document_id)
+            text = self.operations.text_of(_hash_key(document_id))
         if text is None or (request.query is not None and request.query != text):
             return None
         return replace(request, query=text)
@@ -139,6 +144,7 @@ class PersistedDocuments:
         if self.store is None:
             # The protocol's message: Apollo's link then stops hashing and sends every text.
             raise BadRequestError("PersistedQueryNotSupported")
+        document_id = _hash_key(document_id)
         if not _SHA256_HEX.fullmatch(document_id):
             raise BadRequestError(
                 "extensions.persistedQuery.sha256Hash must be a SHA-256 in lowercase hex"
@@ -177,7 +183,10 @@ class PersistedDocuments:
         if self.store is None or request.query is None:
             return
         document_id = requested_id(request)
-        if document_id is None or self.operations.text_of(document_id) is not None:
+        if document_id is None:
+            return
+        document_id = _hash_key(document_id)
+        if self.operations.text_of(document_id) is not None:
             return
         try:
             await self.store.save(document_id, request.query)

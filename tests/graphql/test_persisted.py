@@ -138,6 +138,18 @@ async def test_a_hash_is_unknown_then_registered_then_enough(database_url: str) 
         assert await pair.stored() == 1
 
 
+async def test_a_codegen_document_id_names_the_same_hash(database_url: str) -> None:
+    async with pair_of(database_url) as pair:
+        document_id = f"sha256:{sha256(TASKS)}"
+        missed = await pair.both({"documentId": document_id})
+        assert codes(missed) == ["PERSISTED_QUERY_NOT_FOUND"]
+        registered = await pair.both({"documentId": document_id, "query": TASKS})
+        assert registered.json() == {"data": {"tasks": []}}
+        for body in ({"documentId": document_id}, by_hash(TASKS), {"documentId": document_id}):
+            assert (await pair.both(body)).json() == {"data": {"tasks": []}}
+        assert await pair.stored() == 1
+
+
 async def test_a_mutation_by_hash_runs_by_post_only(database_url: str) -> None:
     async with pair_of(database_url) as pair:
         created = await pair.compiled.post("/graphql", json=by_hash(CREATE, with_text=True))
