@@ -159,6 +159,12 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
                 )
             if self.should_render_graphql_ide(self.request_adapter_class(request)):
                 return graphiql_page(request)
+            if self._graphiql_refused_as_untrusted(request):
+                raise http_errors.BadRequestError(
+                    "GraphiQL is off: only trusted documents run here "
+                    "(TASK_API_GRAPHQL_TRUSTED_DOCUMENTS_GRAPHIQL=true turns it on, not for "
+                    "production)"
+                )
             negotiated = negotiate(request.headers.get("accept"))
             if negotiated is None:
                 raise http_errors.NotAcceptableError(
@@ -178,6 +184,17 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
             return error_response(exc, media_type, self._retry_after)
         except HTTPException as exc:
             return error_response(_from_strawberry(exc), media_type, self._retry_after)
+
+    def _graphiql_refused_as_untrusted(self, request: Request) -> bool:
+        """A browser asking for GraphiQL where trusted documents keep it off."""
+        trusted = self._documents.trusted
+        return (
+            trusted is not None
+            and not trusted.others_allowed
+            and request.method == "GET"
+            and "query" not in request.query_params
+            and prefers_html(request.headers.get("accept", ""))
+        )
 
     async def get_sub_response(self, request: Request) -> Response:
         # A fresh one per request (Strawberry's sits on the router, shared by all requests),
