@@ -2,6 +2,7 @@
 
 import json
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -94,6 +95,15 @@ class Settings(BaseSettings):
     # Serve documents seen before from compiled operations, below the framework's routing
     # (graphql_schema/endpoint.py); off, every request takes Strawberry's own path.
     graphql_compiled: bool = True
+    # Automatic persisted queries (graphql_schema/persisted.py): documents registered by their
+    # SHA-256, in the database for every process, at most this many (the oldest go first).
+    graphql_persisted_queries: bool = True
+    graphql_persisted_max_documents: int = Field(default=10_000, ge=1)
+    # A manifest of trusted documents (JSON: id -> document, as graphql-codegen's client preset
+    # and Relay write it): set, only those documents run.
+    graphql_trusted_documents: Path | None = None
+    # With trusted documents, accept other documents too, so that GraphiQL works (staging).
+    graphql_trusted_documents_graphiql: bool = False
 
     # --- HTTP edge -----------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=1)
@@ -120,6 +130,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("graphql_trusted_documents", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _check_auth(self) -> Self:

@@ -12,6 +12,7 @@ from api.config import Settings
 from api.rest import health, routes
 from api.rest.errors import add_exception_handlers
 from api.rest.openapi import use_openapi_document
+from api.storage.documents import DocumentStore
 from api.storage.migrate import upgrade_database
 from api.storage.store import TaskStore
 from api.tasks.cursors import CursorCodec
@@ -19,9 +20,11 @@ from api.tasks.service import TaskService
 from api.web import docs_pages
 from api.web.assets import mount_assets
 from api.web.edge import BodySizeLimit, HeadAsGet, SecurityHeaders, StrictCORS
+from graphql_schema.compiled import OperationCache
 from graphql_schema.endpoint import AnswerCounts, GraphQLEndpoint
 from graphql_schema.http import TaskGraphQLRouter
-from graphql_schema.schema import build_schema
+from graphql_schema.persisted import PersistedDocuments, TrustedDocuments
+from graphql_schema.schema import TaskSchema, build_schema
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(health.router)
     schema = build_schema(settings)
+    documents = _persisted_documents(settings, schema, store)
     app.include_router(
         TaskGraphQLRouter(
             schema,
             tasks,
-            graphiql=settings.graphql_introspection,
+            documents,
+            graphiql=settings.graphql_introspection
+            and (documents.trusted is None or documents.trusted.others_allowed),
             retry_after=settings.retry_after_seconds,
         ),
         prefix="/graphql",
@@ -91,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             GraphQLEndpoint,
             schema=schema,
             tasks=tasks,
+            documents=documents,
             verifier=verifier,
             counts=app.state.graphql_answers,
         )
@@ -108,6 +115,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # HTTP answers its own methods (HEAD there is a 405 naming GET and POST).
     app.add_middleware(HeadAsGet, except_prefixes=("/graphql",))
     return app
+
+
+def _persisted_documents(
+    settings: Settings, schema: TaskSchema, store: TaskStore
+) -> PersistedDocuments:
+    """Documents by reference, over the one document cache both /graphql paths share."""
+    trusted = None
+    if settings.graphql_trusted_documents is not None:
+        trusted = TrustedDocuments.from_file(
+            settings.graphql_trusted_documents,
+            others_allowed=settings.graphql_trusted_documents_graphiql,
+        )
+        logger.info("GraphQL: only the %d trusted documents run", len(trusted.by_id))
+    saved = None
+    if settings.graphql_persisted_queries:
+        saved = DocumentStore(store, settings.graphql_persisted_max_documents)
+    return PersistedDocuments(OperationCache(schema), saved, trusted)
 
 
 def _log_auth_mode(settings: Settings) -> None:

@@ -124,10 +124,12 @@ NOT_COMPILED = None
 
 
 class OperationCache:
-    """Compiled operations by (document text, operation name), bounded, admitted when seen twice.
+    """Compiled operations by (document text, operation name), bounded, admitted when seen twice;
+    and the texts of persisted documents by their hash (graphql_schema.persisted), so that a hash
+    leads to the same entries as its text.
 
     `get` answers the compiled operation, or None: not seen before (it is remembered), or not
-    compilable (remembered too, so it is not compiled again). Both tables are LRU-bounded.
+    compilable (remembered too, so it is not compiled again). Every table is LRU-bounded.
     """
 
     def __init__(self, schema: TaskSchema, size: int = 256, seen_size: int = 4096) -> None:
@@ -138,6 +140,21 @@ class OperationCache:
             OrderedDict()
         )
         self._seen: OrderedDict[tuple[str, str | None], None] = OrderedDict()
+        # Only documents that passed every limit and rule (registered or read back) get here.
+        self._texts: OrderedDict[str, str] = OrderedDict()
+
+    def text_of(self, document_hash: str) -> str | None:
+        """The text of a persisted document known to this process, by its hash."""
+        text = self._texts.get(document_hash)
+        if text is not None:
+            self._texts.move_to_end(document_hash)
+        return text
+
+    def remember_text(self, document_hash: str, text: str) -> None:
+        self._texts[document_hash] = text
+        self._texts.move_to_end(document_hash)
+        if len(self._texts) > self._seen_size:
+            self._texts.popitem(last=False)
 
     def get(self, query: str, operation_name: str | None) -> CompiledOperation | None:
         key = (query, operation_name)

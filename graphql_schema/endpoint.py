@@ -3,10 +3,11 @@
 `GraphQLEndpoint` sits inside the edge middleware (body limit, CORS, headers), in front of
 FastAPI's routing. It answers a request itself only when everything about it is ordinary: a
 method and media types the spec allows, a token that verifies, a well-formed JSON request, a
-document compiled before (`graphql_schema.compiled`), variables that coerce, and an operation
-that addresses only the caller's own tasks. Then it runs the operation on graphql-core's
-executor, rewrites the errors as the schema's `ErrorCodes` extension does, and answers with the
-same body, status and headers as the framework's path (`graphql_schema.http`).
+document compiled before (`graphql_schema.compiled`; sent as text, or by a hash or trusted id
+whose text this process already knows, `graphql_schema.persisted`), variables that coerce, and
+an operation that addresses only the caller's own tasks. Then it runs the operation on
+graphql-core's executor, rewrites the errors as the schema's `ErrorCodes` extension does, and
+answers with the same body, status and headers as the framework's path (`graphql_schema.http`).
 
 Anything else, before any resolver has run, is handed unchanged to the framework's path (the
 body it read is replayed), which gives the canonical answer: GraphiQL, every 4xx, a document
@@ -29,7 +30,7 @@ from api.auth import TokenVerifier, authorize
 from api.tasks.errors import TaskAPIError
 from api.tasks.service import TaskService
 from api.web.authentication import caller_of
-from graphql_schema.compiled import CompiledOperation, OperationCache
+from graphql_schema.compiled import CompiledOperation
 from graphql_schema.context import Context, request_context
 from graphql_schema.errors import public_error
 from graphql_schema.execution import PlainFieldsExecutionContext, execute_root_field
@@ -42,6 +43,7 @@ from graphql_schema.negotiation import (
     request_data,
 )
 from graphql_schema.permissions import addressed_users
+from graphql_schema.persisted import PersistedDocuments
 from graphql_schema.schema import TaskSchema
 
 # graphql-core's default, which Strawberry's path uses too.
@@ -81,6 +83,7 @@ class GraphQLEndpoint:
         *,
         schema: TaskSchema,
         tasks: TaskService,
+        documents: PersistedDocuments,
         verifier: TokenVerifier | None,
         counts: AnswerCounts | None = None,
         path: str = "/graphql",
@@ -90,7 +93,9 @@ class GraphQLEndpoint:
         self.tasks = tasks
         self.verifier = verifier
         self.path = path
-        self.operations = OperationCache(schema)
+        self.documents = documents
+        # The one document cache, shared with the framework's path (persisted documents).
+        self.operations = documents.operations
         self.counts = counts or AnswerCounts()
         self._executor_class = schema.execution_context_class
 
@@ -144,8 +149,12 @@ class GraphQLEndpoint:
                 request = query_request(params)
         except (TaskAPIError, orjson.JSONDecodeError):
             raise _Delegate from None
-        assert request.query is not None  # request_data refuses a request without one
-        operation = self.operations.get(request.query, request.operation_name)
+        # A document by reference, known in this process (else the framework's path reads it).
+        known = self.documents.known(request)
+        if known is None or known.query is None:
+            raise _Delegate
+        request = known
+        operation = self.operations.get(known.query, known.operation_name)
         if operation is None or (scope["method"] == "GET" and not operation.is_query):
             raise _Delegate
         try:

@@ -8,10 +8,12 @@ import orjson
 from graphql import GraphQLError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+from strawberry.utils.str_converters import to_camel_case
 
 from api.tasks import errors
 from api.web import errors as http_errors
 from api.web.statuses import error_headers, nearest, status_for, status_of
+from graphql_schema.negotiation import JSON
 
 # The code of an error in the caller's document: it does not parse or validate, names no
 # operation that can run, or its variables cannot be coerced.
@@ -32,6 +34,8 @@ CODE: dict[type[errors.TaskAPIError], str] = {
     http_errors.MethodNotAllowedError: "METHOD_NOT_ALLOWED",
     http_errors.NotAcceptableError: "NOT_ACCEPTABLE",
     http_errors.UnsupportedMediaTypeError: "UNSUPPORTED_MEDIA_TYPE",
+    http_errors.PersistedQueryNotFoundError: "PERSISTED_QUERY_NOT_FOUND",
+    http_errors.UntrustedDocumentError: DOCUMENT_ERROR_CODE,
 }
 
 
@@ -48,6 +52,13 @@ def _status_by_code() -> dict[str, int]:
 
 
 STATUS_BY_CODE = _status_by_code()
+
+
+def graphql_name(field: str) -> str:
+    """A field as the GraphQL caller wrote it: the service's `user_id` or `idempotency_key` is the
+    `userId` or `idempotencyKey` argument, `input.title` stays as it is (each part of a path is
+    spelled as the schema spells it, by Strawberry's own name converter)."""
+    return ".".join(to_camel_case(part) for part in field.split("."))
 
 
 def public_error(error: GraphQLError) -> GraphQLError:
@@ -69,6 +80,9 @@ def public_error(error: GraphQLError) -> GraphQLError:
     public = errors.classify(original)
     extensions: dict[str, object] = {"code": code_of(public)}
     if isinstance(public, errors.ValidationError):
+        # Named as the caller wrote them; the message is rebuilt from those names, so it never
+        # speaks of a Python name or a REST header either.
+        public = public.renamed(graphql_name)
         extensions["errors"] = public.errors
     return GraphQLError(
         public.detail,
@@ -95,9 +109,12 @@ def error_response(error: errors.TaskAPIError, media_type: str, retry_after: int
     as GraphQL over HTTP: the error's own status and headers (a Bearer challenge, Retry-After,
     Allow), and a body with only `errors`, since nothing was executed."""
     body = {"errors": [{"message": error.detail, "extensions": {"code": code_of(error)}}]}
+    status = status_of(error)
+    if isinstance(error, http_errors.DocumentRefusedError) and media_type == JSON:
+        status = 200  # as every document error is in application/json
     return Response(
         orjson.dumps(body),
-        status_code=status_of(error),
+        status_code=status,
         headers=error_headers(error, retry_after),
         media_type=f"{media_type}; charset=utf-8",
     )

@@ -10,7 +10,9 @@ One handler serves GET and POST, in this order:
    body is read, so a request without a valid token costs no parsing or validation;
 4. a POST body must be `application/json` in UTF-8 (415); a request that is not a well-formed
    GraphQL request (invalid JSON, no `query`, a `query` that is not a string, `variables` or
-   `extensions` that are not objects, a batch, ...) is 400, never a 500;
+   `extensions` that are not objects, a batch, ...) is 400, never a 500; a document sent by
+   reference (a persisted query's hash, a trusted document's id) gets its text, or is refused,
+   before anything parses it (graphql_schema/persisted.py);
 5. Strawberry parses, validates and executes. GET runs queries only: a mutation is 405 with
    `Allow: POST`. With `application/graphql-response+json`, a request error (the document does
    not parse or validate, names no operation that can run, or its variables cannot be coerced)
@@ -55,6 +57,7 @@ from graphql_schema.negotiation import (
     query_request,
     request_data,
 )
+from graphql_schema.persisted import PersistedDocuments
 
 _ALLOWED_BY_METHOD = {
     "GET": frozenset({OperationType.QUERY}),
@@ -125,12 +128,19 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
     """GraphQL over HTTP for the schema; GraphiQL's page is open, every operation is not."""
 
     def __init__(
-        self, schema: BaseSchema, tasks: TaskService, *, graphiql: bool, retry_after: int
+        self,
+        schema: BaseSchema,
+        tasks: TaskService,
+        documents: PersistedDocuments,
+        *,
+        graphiql: bool,
+        retry_after: int,
     ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if graphiql else None, subscription_protocols=()
         )
         self._tasks = tasks
+        self._documents = documents
         self._retry_after = retry_after
         # Strawberry's GET and POST routes resolve the context through three nested FastAPI
         # dependencies on every request; one handler builds it directly (same paths, answers).
@@ -149,6 +159,12 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
                 )
             if self.should_render_graphql_ide(self.request_adapter_class(request)):
                 return graphiql_page(request)
+            if self._graphiql_refused_as_untrusted(request):
+                raise http_errors.BadRequestError(
+                    "GraphiQL is off: only trusted documents run here "
+                    "(TASK_API_GRAPHQL_TRUSTED_DOCUMENTS_GRAPHIQL=true turns it on, not for "
+                    "production)"
+                )
             negotiated = negotiate(request.headers.get("accept"))
             if negotiated is None:
                 raise http_errors.NotAcceptableError(
@@ -168,6 +184,17 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
             return error_response(exc, media_type, self._retry_after)
         except HTTPException as exc:
             return error_response(_from_strawberry(exc), media_type, self._retry_after)
+
+    def _graphiql_refused_as_untrusted(self, request: Request) -> bool:
+        """A browser asking for GraphiQL where trusted documents keep it off."""
+        trusted = self._documents.trusted
+        return (
+            trusted is not None
+            and not trusted.others_allowed
+            and request.method == "GET"
+            and "query" not in request.query_params
+            and prefers_html(request.headers.get("accept", ""))
+        )
 
     async def get_sub_response(self, request: Request) -> Response:
         # A fresh one per request (Strawberry's sits on the router, shared by all requests),
@@ -190,8 +217,11 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
         if request.method == "GET":
-            return query_request(request.query_params)
-        return request_data(decode_json(await request.get_body(), "The request body"))
+            data = query_request(request.query_params)
+        else:
+            data = request_data(decode_json(await request.get_body(), "The request body"))
+        # A document by reference gets its text here, before anything parses it.
+        return await self._documents.resolve(data)
 
     async def execute_single(  # type: ignore[override]
         self,
@@ -209,7 +239,7 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
                 "Must provide operation name if query contains multiple operations."
             )
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 request_data.query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -227,6 +257,10 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
             return _document_error(exc.as_http_error_reason())
         except MissingQueryError:  # the empty document: a string, so a well-formed request
             return _document_error("Syntax Error: Unexpected <EOF>.")
+        if not _is_request_error(result):
+            # It passed every limit and rule: a document sent with its hash is stored now.
+            await self._documents.register(request_data)
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult

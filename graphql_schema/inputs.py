@@ -13,13 +13,19 @@ from graphql_schema.types import OrderDirection, TaskOrderField
 M = TypeVar("M", bound=SQLModel)
 
 
-def _validated(model: type[M], fields: dict[str, Any]) -> M:
-    """Validate the fields the caller sent; UNSET marks one left out, unlike an explicit null."""
+def _validated(model: type[M], fields: dict[str, Any], argument: str | None = None) -> M:
+    """Validate the fields the caller sent; UNSET marks one left out, unlike an explicit null.
+
+    Errors name each field under the `argument` that holds it (`input.title`), as the caller
+    wrote it; graphql_schema.errors spells the names as the schema does.
+    """
     sent = {name: value for name, value in fields.items() if value is not strawberry.UNSET}
     try:
         return model.model_validate(sent)
     except pydantic.ValidationError as exc:
-        raise errors.ValidationError.from_pydantic(exc.errors()) from None
+        prefix = (argument,) if argument else ()
+        located = [{**error, "loc": (*prefix, *error.get("loc", ()))} for error in exc.errors()]
+        raise errors.ValidationError.from_pydantic(located) from None
 
 
 @strawberry.input
@@ -28,7 +34,8 @@ class CreateTaskInput:
     description: str | None = strawberry.UNSET
 
     def to_model(self) -> shapes.TaskCreate:
-        return _validated(shapes.TaskCreate, {"title": self.title, "description": self.description})
+        sent = {"title": self.title, "description": self.description}
+        return _validated(shapes.TaskCreate, sent, "input")
 
 
 @strawberry.input
@@ -39,7 +46,7 @@ class UpdateTaskInput:
 
     def to_model(self) -> shapes.TaskUpdate:
         sent = {"title": self.title, "description": self.description, "completed": self.completed}
-        return _validated(shapes.TaskUpdate, sent)
+        return _validated(shapes.TaskUpdate, sent, "input")
 
 
 @strawberry.input(description="Which tasks a list holds; absent fields do not filter.")
@@ -51,7 +58,8 @@ class TaskFilter:
     )
 
     def to_model(self) -> shapes.TaskFilter:
-        return _validated(shapes.TaskFilter, {"completed": self.completed, "search": self.search})
+        sent = {"completed": self.completed, "search": self.search}
+        return _validated(shapes.TaskFilter, sent, "filter")
 
 
 @strawberry.input(description="A list's order; ties are broken by id.")
@@ -86,4 +94,9 @@ def connection_query(
     """The `tasksConnection` field's arguments as the service's query."""
     task_filter = filter.to_model() if filter else shapes.TaskFilter()
     order = order_by.to_model() if order_by else shapes.TaskOrder()
-    return _validated(shapes.ConnectionWindow, window).to_query(task_filter, order)
+    try:
+        return _validated(shapes.ConnectionWindow, window).to_query(task_filter, order)
+    except pydantic.ValidationError as exc:
+        # The one rule across arguments (first or last, not both) names the second of them.
+        located = [{**error, "loc": error.get("loc") or ("last",)} for error in exc.errors()]
+        raise errors.ValidationError.from_pydantic(located) from None

@@ -99,10 +99,21 @@ def request_data(data: object) -> GraphQLRequestData:
     """The request parameters, checked the way the spec defines a well-formed request."""
     if not isinstance(data, Mapping):
         raise BadRequestError("The request must be a JSON object (batching is not supported)")
+    extensions = data.get("extensions")
+    if not isinstance(extensions, dict | None):
+        raise BadRequestError("extensions must be an object or null")
+    document_id = data.get("documentId")
+    if document_id is not None:
+        # The persisted-documents form graphql-codegen's client preset sends: the same reference
+        # as a persisted query's hash (graphql_schema.persisted).
+        if not isinstance(document_id, str):
+            raise BadRequestError("documentId must be a string")
+        persisted = {"version": 1, "sha256Hash": document_id}
+        extensions = {**(extensions or {}), "persistedQuery": persisted}
     query = data.get("query")
-    if query is None:
+    if query is None and not (extensions and "persistedQuery" in extensions):
         raise BadRequestError("No GraphQL query found in the request")
-    if not isinstance(query, str):
+    if not isinstance(query, str | None):
         raise BadRequestError("query must be a string")
     operation_name = data.get("operationName")
     if not isinstance(operation_name, str | None):
@@ -110,9 +121,6 @@ def request_data(data: object) -> GraphQLRequestData:
     variables = data.get("variables")
     if not isinstance(variables, dict | None):
         raise BadRequestError("variables must be an object or null")
-    extensions = data.get("extensions")
-    if not isinstance(extensions, dict | None):
-        raise BadRequestError("extensions must be an object or null")
     return GraphQLRequestData(
         query=query,
         variables=variables,
@@ -128,6 +136,7 @@ def query_request(params: Mapping[str, str]) -> GraphQLRequestData:
     data: dict[str, object] = {
         "query": params.get("query"),
         "operationName": params.get("operationName"),
+        "documentId": params.get("documentId"),
     }
     for name in ("variables", "extensions"):
         value = params.get(name)

@@ -59,6 +59,20 @@ def _without_null(schema: dict[str, Any]) -> None:
         schema["anyOf"] = kept
 
 
+def _request_body_schemas(document: dict[str, Any]) -> set[str]:
+    """The names of the component schemas that request bodies refer to."""
+    names = set()
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                schema = media.get("schema", {})
+                # A body that may be left out is `anyOf: [{$ref}, {type: null}]`.
+                for option in [schema, *schema.get("anyOf", [])]:
+                    if "$ref" in option:
+                        names.add(option["$ref"].rsplit("/", 1)[-1])
+    return names
+
+
 def openapi_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """FastAPI's document, made to say what the server sends: no 422, errors as problem+json."""
     if app.openapi_schema is None:
@@ -80,6 +94,10 @@ def openapi_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
         schemas = document.get("components", {}).get("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
+        # A body's unknown fields are ignored, never applied nor refused (the contract: a POST's
+        # id, user_id, completed and timestamps are ignored, so a whole task can be sent back).
+        for name in _request_body_schemas(document) & set(schemas):
+            schemas[name]["additionalProperties"] = True
         if settings.auth_enabled:
             document["components"]["securitySchemes"] = {
                 BEARER_SCHEME: {

@@ -9,6 +9,7 @@ from api.rest import etags
 from api.rest.encoding import task_response, tasks_response
 from api.rest.params import IdempotencyKey, IfMatch, TaskIdPath, TaskListParams, UserIdPath
 from api.rest.routing import SessionDep, TaskRoute, TasksDep
+from api.tasks import errors
 from api.tasks.shapes import TaskCompletion, TaskCreate, TaskRead, TaskRecord, TaskUpdate
 from api.web.problems import Problem
 
@@ -89,7 +90,11 @@ async def list_tasks(
     params: Annotated[TaskListParams, Query()],
     request: Request,
 ) -> Response:
-    page = await tasks.list_tasks(db, user_id, params.to_query())
+    try:
+        page = await tasks.list_tasks(db, user_id, params.to_query())
+    except errors.ValidationError as exc:
+        # The service names the list's cursor by its query's field; here it is `cursor`.
+        raise exc.renamed(lambda field: "cursor" if field == "after" else field) from None
     headers = {}
     if page.has_next_page and page.end_cursor is not None:
         next_url = request.url.include_query_params(cursor=page.end_cursor)

@@ -1,5 +1,5 @@
-"""The tables: tasks and idempotency keys (`service_secrets`, made by the first migration, holds
-the cursor key and is read by the service with a plain statement).
+"""The tables: tasks, idempotency keys and persisted GraphQL documents (`service_secrets`, made by
+the first migration, holds the cursor key and is read by the service with a plain statement).
 
 Column lengths are the domain's limits, so a value the rules accept always fits.
 """
@@ -67,4 +67,16 @@ class IdempotencyKey(SQLModel, table=True):
     # The task as the first request created it (TaskRead JSON): a replay answers with exactly this,
     # even after the task was changed or deleted.
     response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class PersistedDocument(SQLModel, table=True):
+    """A GraphQL document registered by its SHA-256 (automatic persisted queries), stored once
+    for every process; only documents that passed the limits and validation are kept."""
+
+    __tablename__ = "persisted_documents"
+    __table_args__ = (Index("ix_persisted_documents_created_at", "created_at"),)
+
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True))
+    document: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

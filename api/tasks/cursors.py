@@ -95,6 +95,20 @@ class CursorCodec:
         return f"{_b64encode(payload)}.{_b64encode(mac)}"
 
     async def decode(
+        self,
+        connection: AsyncConnection,
+        user_id: str,
+        order: TaskOrder,
+        cursor: str,
+        field: str = "cursor",
+    ) -> Boundary:
+        """The boundary `cursor` names; a ValidationError naming `field` when it is not valid."""
+        try:
+            return await self._decode(connection, user_id, order, cursor)
+        except errors.ValidationError as exc:
+            raise exc.renamed(lambda _: field) from None
+
+    async def _decode(
         self, connection: AsyncConnection, user_id: str, order: TaskOrder, cursor: str
     ) -> Boundary:
         try:

@@ -18,7 +18,7 @@ these, so nothing unexpected ever reaches a caller with its message, SQL or a co
 """
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypedDict
 
 import pydantic
@@ -66,6 +66,13 @@ class ValidationError(TaskAPIError):
             message = message.removeprefix("Value error, ")
             field_errors.append({"field": ".".join(location) or "body", "message": message})
         return cls(field_errors)
+
+    def renamed(self, name: Callable[[str], str]) -> "ValidationError":
+        """The same errors with each field named by `name`: how a face's caller spells it (the
+        service names fields as its models do). The summary is rebuilt from the new names."""
+        return ValidationError(
+            [{"field": name(error["field"]), "message": error["message"]} for error in self.errors]
+        )
 
 
 class AuthenticationError(TaskAPIError):

@@ -131,9 +131,13 @@ class TaskService:
         async with db.single_statements() as connection:
             after = before = None
             if query.after is not None:
-                after = await codec.decode(connection, user_id, query.order, query.after)
+                after = await codec.decode(
+                    connection, user_id, query.order, query.after, field="after"
+                )
             if query.before is not None:
-                before = await codec.decode(connection, user_id, query.order, query.before)
+                before = await codec.decode(
+                    connection, user_id, query.order, query.before, field="before"
+                )
             statement, values = statements.list_statement(user_id, query, after, before)
             tasks: list[TaskRecord] = list(await db.fetch(connection, statement, values))
             size = query.last if query.last is not None else query.first

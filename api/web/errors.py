@@ -6,7 +6,10 @@ TaskAPIError (api.tasks.errors)
     ├── BadRequestError               not a well-formed GraphQL request
     ├── MethodNotAllowedError         e.g. a mutation sent with GET
     ├── NotAcceptableError            no response media type the client takes
-    └── UnsupportedMediaTypeError     a POST body that is not JSON
+    ├── UnsupportedMediaTypeError     a POST body that is not JSON
+    └── DocumentRefusedError          the document is refused before it is parsed
+        ├── PersistedQueryNotFoundError   a document id (hash) the service does not know
+        └── UntrustedDocumentError        a document the trusted documents list does not hold
 """
 
 from collections.abc import Sequence
@@ -40,3 +43,21 @@ class NotAcceptableError(RequestError):
 
 class UnsupportedMediaTypeError(RequestError):
     default_detail = "Unsupported media type"
+
+
+class DocumentRefusedError(RequestError):
+    """The document the request names or sends is refused before it is parsed. Like a document
+    that does not validate, it is answered 200 in application/json and 4xx in
+    application/graphql-response+json."""
+
+
+class PersistedQueryNotFoundError(DocumentRefusedError):
+    # The message Apollo's persisted-query protocol defines (clients match it, or the code).
+    default_detail = "PersistedQueryNotFound"
+
+
+class UntrustedDocumentError(DocumentRefusedError):
+    default_detail = (
+        "Only trusted documents are accepted here: send the id of a document from the "
+        "trusted documents manifest (extensions.persistedQuery.sha256Hash or documentId)"
+    )

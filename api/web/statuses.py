@@ -13,7 +13,9 @@ from api.web.errors import (
     MethodNotAllowedError,
     NotAcceptableError,
     PayloadTooLargeError,
+    PersistedQueryNotFoundError,
     UnsupportedMediaTypeError,
+    UntrustedDocumentError,
 )
 
 STATUS: dict[type[errors.TaskAPIError], int] = {
@@ -30,6 +32,8 @@ STATUS: dict[type[errors.TaskAPIError], int] = {
     MethodNotAllowedError: 405,
     NotAcceptableError: 406,
     UnsupportedMediaTypeError: 415,
+    PersistedQueryNotFoundError: 404,
+    UntrustedDocumentError: 400,
 }
 
 # RFC 9110's reason phrases (Python 3.11's HTTPStatus still says "Request Entity Too Large").

@@ -103,3 +103,21 @@ class TestConditionalRequests:
     async def test_create_documents_the_idempotency_key(self, client: httpx.AsyncClient) -> None:
         post = (await openapi(client))["paths"]["/api/{user_id}/tasks"]["post"]
         assert "Idempotency-Key" in {p["name"] for p in post["parameters"] if p["in"] == "header"}
+
+
+async def test_unknown_body_fields_are_ignored_as_documented(client: httpx.AsyncClient) -> None:
+    schemas = (await openapi(client))["components"]["schemas"]
+    assert {
+        name for name, schema in schemas.items() if schema.get("additionalProperties") is True
+    } == {"TaskCreate", "TaskUpdate", "TaskCompletion"}
+    unknown = {"colour": "red", "userId": "mallory", "priority": 1}
+    created = await client.post("/api/alice/tasks", json={"title": "t", **unknown})
+    assert created.status_code == 201
+    task_url = created.headers["location"]
+    updated = await client.put(task_url, json={"title": "u", **unknown})
+    assert updated.status_code == 200
+    completed = await client.patch(f"{task_url}/complete", json={"completed": True, **unknown})
+    assert completed.status_code == 200
+    answer = completed.json()
+    assert (answer["title"], answer["user_id"], answer["completed"]) == ("u", "alice", True)
+    assert not set(unknown) & set(answer)

@@ -310,6 +310,20 @@ class TestDatabaseDown:
         assert PASSWORD not in str(query)
         assert PASSWORD not in str(mutation)
 
+    async def test_a_persisted_query_hash_answers_service_unavailable(
+        self, down_client: httpx.AsyncClient
+    ) -> None:
+        persisted = {"version": 1, "sha256Hash": "0" * 64}
+        async with asyncio.timeout(BOUND):
+            response = await down_client.post(
+                "/graphql", json={"extensions": {"persistedQuery": persisted}}
+            )
+
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"]
+        assert error_codes(response.json()) == ["SERVICE_UNAVAILABLE"]
+        assert PASSWORD not in response.text
+
     async def test_health_answers_503(self, down_client: httpx.AsyncClient) -> None:
         async with asyncio.timeout(BOUND):
             response = await down_client.get("/health")
