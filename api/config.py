@@ -95,6 +95,23 @@ class Settings(BaseSettings):
     # (graphql_schema/endpoint.py); off, every request takes Strawberry's own path.
     graphql_compiled: bool = True
 
+    # --- live updates (GraphQL subscriptions, the REST event stream) ---------------------------
+    # How long committed changes are kept for clients that resume after an event id.
+    events_retention_hours: float = Field(default=24.0, gt=0)
+    # How often each process purges events older than that, and how many rows per statement.
+    events_purge_interval_seconds: float = Field(default=60.0, gt=0)
+    events_purge_batch: int = Field(default=1000, ge=1)
+    # Events a subscriber may have waiting; one that falls further behind is closed (and
+    # resumes with its last id, losing nothing).
+    events_queue_size: int = Field(default=256, ge=1)
+    # Long-lived connections a process holds open for live updates: WebSockets at /graphql and
+    # event streams (REST and GraphQL over HTTP).
+    events_max_connections: int = Field(default=10_000, ge=1)
+    # Operations one WebSocket may run at once.
+    events_max_subscriptions_per_connection: int = Field(default=100, ge=1)
+    # Seconds between keep-alives: comments on the REST stream, pings on WebSockets.
+    events_keepalive_seconds: float = Field(default=15.0, gt=0)
+
     # --- HTTP edge -----------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     # Browser origins allowed to call the API (CORS), e.g. "https://app.example.com"; none by

@@ -27,6 +27,11 @@ CODE: dict[type[errors.TaskAPIError], str] = {
     errors.PreconditionFailedError: "CONFLICT",
     errors.DatabaseError: "SERVICE_UNAVAILABLE",
     errors.SigningKeysUnavailableError: "SERVICE_UNAVAILABLE",
+    # The client reloads the list and subscribes again without `after`.
+    errors.EventsExpiredError: "BAD_USER_INPUT",
+    errors.StreamClosedError: "SERVICE_UNAVAILABLE",
+    errors.SubscriberTooSlowError: "SUBSCRIBER_TOO_SLOW",
+    errors.TooManyStreamsError: "SERVICE_UNAVAILABLE",
     http_errors.BadRequestError: "BAD_REQUEST",
     http_errors.PayloadTooLargeError: "BAD_REQUEST",
     http_errors.MethodNotAllowedError: "METHOD_NOT_ALLOWED",
