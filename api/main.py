@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from api.auth import create_verifier
 from api.collector import serving_collector
 from api.config import Settings
+from api.rest import events as event_routes
 from api.rest import health, routes
 from api.rest.errors import add_exception_handlers
 from api.rest.openapi import use_openapi_document
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tasks = tasks
     app.state.events = events
     add_exception_handlers(app)
+    # Before the task routes: `/events` is not a task id.
+    app.include_router(event_routes.router)
     app.include_router(routes.router)
     app.include_router(health.router)
     schema = build_schema(settings)
@@ -85,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks,
             graphiql=settings.graphql_introspection,
             retry_after=settings.retry_after_seconds,
+            max_subscriptions_per_connection=settings.events_max_subscriptions_per_connection,
+            allowed_origins=settings.cors_allowed_origins,
         ),
         prefix="/graphql",
         include_in_schema=False,
