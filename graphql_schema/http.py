@@ -38,10 +38,13 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response, WebSocket
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from graphql import GraphQLError, OperationDefinitionNode, parse
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -137,8 +140,21 @@ def _from_strawberry(exc: HTTPException) -> errors.TaskAPIError:
     return http_errors.BadRequestError(exc.reason)
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """Sends every message as a text frame, as graphql-transport-ws requires (Strawberry sends
+    bytes as binary frames, and the router's JSON encoder gives bytes)."""
+
+    async def send_json(self, message: Any) -> None:
+        try:
+            await self.ws.send_text(encode_json(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class TaskGraphQLRouter(GraphQLRouter[Any, None]):
     """GraphQL over HTTP for the schema; GraphiQL's page is open, every operation is not."""
+
+    websocket_adapter_class = TextFrames
 
     def __init__(
         self,

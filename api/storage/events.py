@@ -26,6 +26,7 @@ from api.storage.urls import engine_options
 logger = logging.getLogger(__name__)
 
 CHANNEL = "task_events"
+LISTENER_NAME = "task-api events listener"
 
 EVENTS = TaskEvent.__table__  # type: ignore[attr-defined]
 HEADS = TaskEventHead.__table__  # type: ignore[attr-defined]
@@ -121,6 +122,12 @@ class Notifications:
             for key, value in options.connect_args.items()
             if key not in {"statement_cache_size", "prepared_statement_name_func"}
         }
+        # Named, so an operator (or a test) can tell it apart in pg_stat_activity.
+        server_settings = {
+            "application_name": LISTENER_NAME,
+            **connect_args.get("server_settings", {}),
+        }
+        connect_args["server_settings"] = server_settings
         self._engine = create_async_engine(
             options.url, connect_args=connect_args, poolclass=NullPool
         )
