@@ -202,7 +202,8 @@ async def rename_with_graphql(base_url: str, user: str, task_id: str, title: str
             "/graphql",
             json={"query": UPDATE, "variables": {"userId": user, "id": task_id, "title": title}},
         )
-    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    assert response.status_code == 200, response.text
+    assert "errors" not in response.json(), response.text
 
 
 @pytest.fixture
