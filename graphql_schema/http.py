@@ -74,8 +74,13 @@ from graphql_schema.negotiation import (
 
 _ALLOWED_BY_METHOD = {
     "GET": frozenset({OperationType.QUERY}),
-    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION}),
+    # Subscriptions stream: over a WebSocket, or a request whose Accept asks for multipart.
+    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
 }
+STREAMING_NEEDED = (
+    "Subscriptions stream their events: subscribe over a WebSocket at this path "
+    "(graphql-transport-ws), or POST with Accept: multipart/mixed;subscriptionSpec=1.0"
+)
 _USE_POST_OR_GET = ("GET", "POST")
 MULTIPART_SUBSCRIPTIONS = "multipart-subscription"
 # RFC 6455 7.4.1: "Try Again Later".
@@ -301,6 +306,8 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
                 operation_extensions=request_data.extensions,
             )
         except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise http_errors.BadRequestError(STREAMING_NEEDED) from exc
             # GET is safe: it must never change anything (the spec's MUST).
             raise http_errors.MethodNotAllowedError(
                 ("POST",), f"{exc.as_http_error_reason('GET')}; use POST"

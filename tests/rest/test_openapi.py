@@ -103,3 +103,15 @@ class TestConditionalRequests:
     async def test_create_documents_the_idempotency_key(self, client: httpx.AsyncClient) -> None:
         post = (await openapi(client))["paths"]["/api/{user_id}/tasks"]["post"]
         assert "Idempotency-Key" in {p["name"] for p in post["parameters"] if p["in"] == "header"}
+
+
+async def test_the_event_stream_is_documented(client: httpx.AsyncClient) -> None:
+    follow = (await openapi(client))["paths"]["/api/{user_id}/tasks/events"]["get"]
+    assert set(follow["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert set(follow["responses"]) == {"200", "400", "410", "500", "503"}
+    for status in ("400", "410", "500", "503"):
+        schema = follow["responses"][status]["content"]["application/problem+json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Problem"}
+    assert "Retry-After" in follow["responses"]["503"]["headers"]
+    names = {(p["in"], p["name"]) for p in follow["parameters"]}
+    assert {("path", "user_id"), ("query", "after"), ("header", "Last-Event-ID")} <= names
