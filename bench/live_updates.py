@@ -208,25 +208,9 @@ def servers(database_url: str, count: int) -> Any:
     with tempfile.TemporaryDirectory() as workdir:
         for port in ports:
             environment = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "api.main:app",
-                        "--host",
-                        HOST,
-                        "--port",
-                        str(port),
-                        "--no-access-log",
-                        "--log-level",
-                        "warning",
-                    ],
-                    cwd=workdir,
-                    env=environment,
-                )  # fmt: skip
-            )
+            command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", HOST]
+            command += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+            processes.append(subprocess.Popen(command, cwd=workdir, env=environment))
             # One at a time: the second waits for the first's migration anyway.
             wait_until_healthy(port)
         try:
