@@ -109,7 +109,11 @@ class Settings(BaseSettings):
     events_max_connections: int = Field(default=10_000, ge=1)
     # Operations one WebSocket may run at once.
     events_max_subscriptions_per_connection: int = Field(default=100, ge=1)
-    # Seconds between keep-alives: comments on the REST stream, pings on WebSockets.
+    # PostgreSQL: seconds between checks for events whose NOTIFY never came (a process that
+    # died just after its commit, a change made outside the service); the most they are late.
+    events_sweep_seconds: float = Field(default=2.0, gt=0)
+    # Seconds between keep-alive comments on the REST event stream (WebSockets are kept alive
+    # by the server's own pings: uvicorn --ws-ping-interval, 20 s by default).
     events_keepalive_seconds: float = Field(default=15.0, gt=0)
 
     # --- HTTP edge -----------------------------------------------------------------------------

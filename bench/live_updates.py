@@ -5,9 +5,10 @@
 Starts two `uvicorn api.main:app` processes on 127.0.0.1 over one scratch PostgreSQL database,
 then measures, in one run:
 
-1. What the outbox costs a create: `wrk` POSTs new tasks to one process for `--round-seconds`,
-   in alternating rounds with the outbox triggers enabled and disabled (the same server, the same
-   data); medians of the rounds, and their ratio.
+1. What live updates cost a create: `wrk` POSTs new tasks for `--round-seconds`, in alternating
+   rounds: to a process as it is, with the outbox triggers enabled; then to a third process of
+   the same code that sends no NOTIFY after its commits (bench/app_without_events.py), with the
+   triggers disabled. Same data, same database; medians of the rounds, and their ratio.
 2. Memory per idle subscriber: each of `--users` users gets a WebSocket subscriber
    (graphql-transport-ws) on one process and a Server-Sent Events reader on the other (2 x users
    subscribers in all, half of each kind on each process); the servers' resident memory before
@@ -202,13 +203,14 @@ async def scratch_database() -> AsyncIterator[str]:
 
 
 @contextlib.contextmanager
-def servers(database_url: str, count: int) -> Any:
+def servers(database_url: str, apps: list[str]) -> Any:
     processes = []
-    ports = [free_port() for _ in range(count)]
+    ports = [free_port() for _ in apps]
     with tempfile.TemporaryDirectory() as workdir:
-        for port in ports:
-            environment = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
-            command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", HOST]
+        for port, app in zip(ports, apps, strict=True):
+            path = os.pathsep.join((str(ROOT), str(ROOT / "bench")))
+            environment = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": path}
+            command = [sys.executable, "-m", "uvicorn", app, "--host", HOST]
             command += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
             processes.append(subprocess.Popen(command, cwd=workdir, env=environment))
             # One at a time: the second waits for the first's migration anyway.
@@ -255,19 +257,23 @@ async def set_outbox(database_url: str, enabled: bool) -> None:
         await connection.close()
 
 
-async def create_rounds(database_url: str, port: int, rounds: int, seconds: int) -> None:
-    print(f"\n## Creates: wrk -t1 -c32, {seconds} s rounds, outbox on and off alternately")
+async def create_rounds(
+    database_url: str, port: int, port_without: int, rounds: int, seconds: int
+) -> None:
+    print(f"\n## Creates: wrk -t1 -c32, {seconds} s rounds, live updates on and off alternately")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(CREATE_LUA)
     figures: dict[bool, list[float]] = {True: [], False: []}
     try:
-        wrk_creates(port, 3, Path(script.name))  # warm-up
+        for warm_up in (port, port_without):
+            wrk_creates(warm_up, 3, Path(script.name))
         for _ in range(rounds):
             for enabled in (True, False):
                 await set_outbox(database_url, enabled)
-                rate = await asyncio.to_thread(wrk_creates, port, seconds, Path(script.name))
+                target = port if enabled else port_without
+                rate = await asyncio.to_thread(wrk_creates, target, seconds, Path(script.name))
                 figures[enabled].append(rate)
-                print(f"  outbox {'on ' if enabled else 'off'}: {rate:7.0f} creates/s")
+                print(f"  live updates {'on ' if enabled else 'off'}: {rate:7.0f} creates/s")
     finally:
         await set_outbox(database_url, True)
         os.unlink(script.name)
@@ -281,9 +287,12 @@ async def create_rounds(database_url: str, port: int, rounds: int, seconds: int)
 
 async def run(args: argparse.Namespace) -> None:
     async with scratch_database() as database_url:
-        with servers(database_url, 2) as running:
-            (port_a, process_a), (port_b, process_b) = running
-            await create_rounds(database_url, port_a, args.create_rounds, args.round_seconds)
+        apps = ["api.main:app", "api.main:app", "app_without_events:app"]
+        with servers(database_url, apps) as running:
+            (port_a, process_a), (port_b, process_b), (port_without, _) = running
+            await create_rounds(
+                database_url, port_a, port_without, args.create_rounds, args.round_seconds
+            )
             await deliver(args, (port_a, process_a.pid), (port_b, process_b.pid))
 
 

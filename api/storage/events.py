@@ -1,8 +1,9 @@
 """The task events outbox as storage sees it: its statements, its purge, and the wake-ups.
 
 The triggers of migration 0005 write `task_events` in the transaction of each change; this module
-reads it (`read_events`, `resume_state`, `head`), purges it (`purge_events`) and, on PostgreSQL,
-holds the process's one `LISTEN task_events` connection (`Notifications`). Everything runs on the
+reads it (`read_events`, `resume_state`, `head`, `heads_of`), purges it (`purge_events`) and, on
+PostgreSQL, holds the process's one `LISTEN task_events` connection, which also sends the
+wake-ups after commits (`Notifications`). Everything runs on the
 store's pool and its admission, except the LISTEN connection, which is the process's own.
 """
 
@@ -15,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Integer, bindparam, delete, exists, select, tuple_
+from sqlalchemy import Integer, String, any_, bindparam, delete, exists, select, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -86,20 +88,35 @@ async def purge_events(store: TaskStore, cutoff: datetime, batch: int) -> int:
     return int(result.rowcount or 0)
 
 
-def parse_payload(payload: str) -> tuple[str, int] | None:
-    """The user id and event number of a notification (`<number>:<user id>`)."""
-    number, _, user_id = payload.partition(":")
-    if not number.isdigit() or not user_id:
-        return None
-    return user_id, int(number)
+# One round trip announces every user in the batch (PostgreSQL).
+NOTIFY_MANY = f"SELECT pg_notify('{CHANNEL}', user_id) FROM unnest($1::text[]) AS user_id"
+# The most users waiting to be announced; past it they are dropped, and the sweep finds them.
+MAX_PENDING = 100_000
+# The heads of the users a process has subscribers of (PostgreSQL: one array parameter).
+HEADS_OF = select(HEADS.c.user_id, HEADS.c.last_seq).where(
+    HEADS.c.user_id == any_(bindparam("user_ids", type_=postgresql.ARRAY(String())))
+)
+
+
+async def heads_of(store: TaskStore, user_ids: Sequence[str]) -> dict[str, int]:
+    """The last event number of each of these users that has one (PostgreSQL)."""
+    rows = await _rows(store, HEADS_OF, {"user_ids": list(user_ids)})
+    return {row.user_id: int(row.last_seq) for row in rows}
 
 
 class Notifications:
     """The process's one `LISTEN task_events` connection (PostgreSQL).
 
     It is opened on the direct URL when one is set: a transaction-mode pooler hands each
-    transaction to any server connection, so a LISTEN there would hear nothing. `on_event(user_id,
-    number)` is called for each notification; `on_connected(again)` after every (re)connection,
+    transaction to any server connection, so a LISTEN there would hear nothing. `on_event(user_id)`
+    is called for each notification (the payload is the user id only: a notification holds at
+    most 8,000 bytes, and the events themselves are read from the outbox).
+
+    `announce(user_id)` queues a wake-up for a user whose change has committed; the same
+    connection sends the queued ones, as many as have gathered, in one statement: a NOTIFY after
+    the commit, in a transaction of its own that writes nothing (see migration 0005 for why not
+    inside the writing transaction), and off the request's path. `on_connected(again)` is
+    called after every (re)connection,
     where `again` means notifications may have been missed meanwhile, so readers catch up from
     the outbox. A lost connection is reopened with capped, jittered exponential backoff; a ping
     every `ping_seconds` finds one that died silently.
@@ -109,7 +126,7 @@ class Notifications:
         self,
         url: str,
         connect_timeout: float,
-        on_event: Callable[[str, int], None],
+        on_event: Callable[[str], None],
         on_connected: Callable[[bool], None],
         *,
         ping_seconds: float = 30.0,
@@ -136,6 +153,8 @@ class Notifications:
         self._ping_seconds = ping_seconds
         self._max_backoff = max_backoff
         self._task: asyncio.Task[None] | None = None
+        self._pending: set[str] = set()
+        self._attention = asyncio.Event()
         self.connected = asyncio.Event()
         self.backend_pid: int | None = None
 
@@ -149,10 +168,15 @@ class Notifications:
                 await self._task
         await self._engine.dispose()
 
+    def announce(self, user_id: str) -> None:
+        """Wake every process (this one included) for `user_id`, soon; never waits."""
+        if len(self._pending) < MAX_PENDING:
+            self._pending.add(user_id)
+        self._attention.set()
+
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        parsed = parse_payload(payload)
-        if parsed is not None:
-            self._on_event(*parsed)
+        if payload:
+            self._on_event(payload)
 
     async def _run(self) -> None:
         failures = 0
@@ -190,21 +214,38 @@ class Notifications:
         raw = await connection.get_raw_connection()
         driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
         lost = asyncio.Event()
-        driver.add_termination_listener(lambda _connection: lost.set())
+
+        def on_termination(_connection: Any) -> None:
+            lost.set()
+            self._attention.set()
+
+        driver.add_termination_listener(on_termination)
         await driver.add_listener(CHANNEL, self._notified)
         self.backend_pid = driver.get_server_pid()
         return lost
 
     async def _watch(self, connection: AsyncConnection, lost: asyncio.Event) -> None:
-        """Return (raising) once the connection is gone."""
+        """Send the announced wake-ups and ping while idle; return (raising) once the
+        connection is gone."""
         raw = await connection.get_raw_connection()
         driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._ping_seconds):
-                    await lost.wait()
+            self._attention.clear()
             if lost.is_set() or driver.is_closed():
                 await connection.invalidate()
                 raise ConnectionError("LISTEN connection closed")
-            async with asyncio.timeout(self._ping_seconds):
-                await driver.execute("SELECT 1")
+            if self._pending:
+                users = list(self._pending)
+                self._pending.clear()
+                try:
+                    await driver.execute(NOTIFY_MANY, users)
+                except BaseException:
+                    self._pending.update(users)
+                    raise
+                continue
+            try:
+                async with asyncio.timeout(self._ping_seconds):
+                    await self._attention.wait()
+            except TimeoutError:
+                async with asyncio.timeout(self._ping_seconds):
+                    await driver.execute("SELECT 1")

@@ -4,9 +4,13 @@ Every committed change has its event in `task_events` (written by trigger in the
 transaction, numbered 1, 2, 3... per user with no gaps, in commit order; see migration 0005).
 `TaskEvents` is made once per process:
 
-- A wake-up says "user U has events up to N": on PostgreSQL a NOTIFY heard on the process's one
-  LISTEN connection (`api.storage.events.Notifications`), so a change made by any process reaches
-  every process; on SQLite (one process) the service's call to `changed()` after each commit.
+- A wake-up says "user U has new events": after each commit the service calls `changed()`, which
+  on PostgreSQL has a NOTIFY sent that every process hears on its one LISTEN connection
+  (`api.storage.events.Notifications`), so a change made by any process reaches every process;
+  on SQLite (one process) it wakes this process directly. A sweep every `sweep_seconds` compares
+  each subscribed user's last event number with what this process has read, so a change whose
+  NOTIFY never came (its process died just after the commit, or the change was made in psql) is
+  still delivered, late.
 - Each user with subscribers in this process has a `_Channel`: on a wake-up it reads the user's
   new events from the outbox once, after the last one it read, and hands them to each of its live
   subscribers. After the LISTEN connection was lost and restored, every channel reads again, so a
@@ -221,6 +225,7 @@ class TaskEvents:
         max_connections: int,
         listen_url: str | None,
         connect_timeout: float = 5.0,
+        sweep_seconds: float = 2.0,
     ) -> None:
         self.store = store
         self.retention = retention
@@ -234,6 +239,8 @@ class TaskEvents:
         self._tasks: set[asyncio.Task[None]] = set()
         self._purger: asyncio.Task[None] | None = None
         self._closing = False
+        self._sweep_seconds = sweep_seconds
+        self._sweeper: asyncio.Task[None] | None = None
         self.notifications = (
             outbox.Notifications(listen_url, connect_timeout, self.wake, self._reconnected)
             if listen_url is not None
@@ -253,6 +260,7 @@ class TaskEvents:
             # A pooler cannot carry LISTEN: the direct URL when there is one.
             listen_url=settings.migration_url if postgresql else None,
             connect_timeout=settings.db_connect_timeout,
+            sweep_seconds=settings.events_sweep_seconds,
         )
 
     # --- life cycle ------------------------------------------------------------------------
@@ -260,6 +268,7 @@ class TaskEvents:
     async def start(self) -> None:
         if self.notifications is not None:
             self.notifications.start()
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="task-events-sweep")
         self._purger = asyncio.create_task(self._purge_forever(), name="task-events-purge")
 
     def close_streams(self) -> None:
@@ -270,7 +279,7 @@ class TaskEvents:
 
     async def stop(self) -> None:
         self.close_streams()
-        tasks = [task for task in (self._purger, *self._tasks) if task is not None]
+        tasks = [task for task in (self._purger, self._sweeper, *self._tasks) if task is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -282,17 +291,18 @@ class TaskEvents:
     # --- wake-ups --------------------------------------------------------------------------
 
     def changed(self, user_id: str) -> None:
-        """The service committed a change of `user_id`'s tasks. On SQLite this is the wake-up;
-        on PostgreSQL the NOTIFY of the change wakes every process, this one included."""
+        """The service committed a change of `user_id`'s tasks: wake whoever follows them. On
+        PostgreSQL a NOTIFY, sent soon by the LISTEN connection, wakes every process, this one
+        included; on SQLite this process, at once."""
         if self.notifications is None:
-            self.wake(user_id, None)
+            self.wake(user_id)
+        else:
+            self.notifications.announce(user_id)
 
-    def wake(self, user_id: str, seq: int | None) -> None:
-        """`user_id` has events up to `seq` (unknown: None); read them if anyone listens here."""
+    def wake(self, user_id: str) -> None:
+        """`user_id` has new events: read them, if anyone here follows that user."""
         channel = self._channels.get(user_id)
         if channel is None:
-            return
-        if seq is not None and channel.last_seq is not None and seq <= channel.last_seq:
             return
         channel.pending = True
         if channel.reader is None or channel.reader.done():
@@ -301,7 +311,7 @@ class TaskEvents:
     def _reconnected(self, again: bool) -> None:
         if again:
             for user_id in list(self._channels):
-                self.wake(user_id, None)
+                self.wake(user_id)
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
@@ -416,6 +426,31 @@ class TaskEvents:
             total += deleted
             if deleted < self._purge_batch:
                 return total
+
+    async def sweep(self) -> int:
+        """Wake the channels whose user has events this process has not read; how many."""
+        behind = 0
+        if not self._channels:
+            return behind
+        heads = await outbox.heads_of(self.store, list(self._channels))
+        for user_id, head in heads.items():
+            channel = self._channels.get(user_id)
+            if channel is not None and channel.last_seq is not None and head > channel.last_seq:
+                if not channel.pending and (channel.reader is None or channel.reader.done()):
+                    behind += 1
+                self.wake(user_id)
+        return behind
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_seconds)
+            try:
+                missed = await self.sweep()
+            except Exception as exc:
+                logger.warning("task events: sweep failed (%s)", type(exc).__name__)
+            else:
+                if missed:
+                    logger.info("task events: %d users had events no NOTIFY announced", missed)
 
     async def _purge_forever(self) -> None:
         while True:
