@@ -6,18 +6,22 @@ subscriptions (`TaskService.task_events`) are read after changes made through bo
 
 import asyncio
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlmodel import col
 
+from api.storage.tables import Task
 from api.storage.tables import TaskEvent as TaskEventRow
 from api.tasks import errors
 from api.tasks.events import Subscription
 from api.tasks.shapes import TaskEvent, TaskEventKind
 from tests.apps import app_of, client_of
+from tests.conftest import reset_postgres
 from tests.factories import create_task, execute, fetch_all, graphql
 
 # A bound on every wait: the events come at once, so this only stops a broken test hanging.
@@ -253,3 +257,25 @@ class TestBounds:
             assert events.subscriber_count == 0
             with pytest.raises(errors.ServiceRestartingError):
                 await subscribe(client, "alice")
+
+
+class TestWakeUps:
+    async def test_a_change_no_notify_announced_is_found_by_the_sweep(
+        self, postgres_url: str
+    ) -> None:
+        """A change made outside the service (or whose process died before its NOTIFY went)
+        still reaches subscribers: the sweep sees the user's head past what was read."""
+        await reset_postgres(postgres_url)
+        async with client_of(postgres_url, events_sweep_seconds=0.05) as client:
+            live = await subscribe(client, "alice")
+            task = await create_task(client, title="through the service")
+            await next_events(live, 1)
+            await execute(
+                app_of(client),
+                update(Task)
+                .where(col(Task.id) == uuid.UUID(task["id"]))
+                .values(title="by hand", version=Task.version + 1),
+            )
+            (event,) = await next_events(live, 1)
+            live.close()
+        assert (event.id, event.kind, event.task.title) == ("2", TaskEventKind.UPDATED, "by hand")
