@@ -102,9 +102,7 @@ class _Server(uvicorn.Server):
 def live_server(database_url: str) -> Iterator[str]:
     """The app under a real uvicorn on a free port of 127.0.0.1; its base URL."""
     app = create_app(make_settings(database_url))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", access_log=False
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     server = _Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
     thread.start()
