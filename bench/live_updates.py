@@ -80,6 +80,12 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -203,7 +209,7 @@ async def scratch_database() -> AsyncIterator[str]:
 
 
 @contextlib.contextmanager
-def servers(database_url: str, apps: list[str]) -> Any:
+def servers(database_url: str, apps: list[str], ws: str) -> Any:
     processes = []
     ports = [free_port() for _ in apps]
     with tempfile.TemporaryDirectory() as workdir:
@@ -212,6 +218,7 @@ def servers(database_url: str, apps: list[str]) -> Any:
             environment = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": path}
             command = [sys.executable, "-m", "uvicorn", app, "--host", HOST]
             command += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+            command += ["--ws", ws]
             processes.append(subprocess.Popen(command, cwd=workdir, env=environment))
             # One at a time: the second waits for the first's migration anyway.
             wait_until_healthy(port)
@@ -288,7 +295,7 @@ async def create_rounds(
 async def run(args: argparse.Namespace) -> None:
     async with scratch_database() as database_url:
         apps = ["api.main:app", "api.main:app", "app_without_events:app"]
-        with servers(database_url, apps) as running:
+        with servers(database_url, apps, args.ws) as running:
             (port_a, process_a), (port_b, process_b), (port_without, _) = running
             await create_rounds(
                 database_url, port_a, port_without, args.create_rounds, args.round_seconds
@@ -296,36 +303,61 @@ async def run(args: argparse.Namespace) -> None:
             await deliver(args, (port_a, process_a.pid), (port_b, process_b.pid))
 
 
-async def deliver(args: argparse.Namespace, a: tuple[int, int], b: tuple[int, int]) -> None:
-    users = [f"live-{n}" for n in range(args.users)]
-    before = {pid: rss_kb(pid) for _, pid in (a, b)}
-    received: dict[tuple[str, str], Received] = {}
-    tasks = []
+async def open_subscribers(
+    users: list[str], kind: str, ports: tuple[int, int], received: dict[tuple[str, str], Received]
+) -> list[asyncio.Task[None]]:
+    """One subscriber of `kind` per user, alternating between the processes, WebSockets and
+    SSE the other way round; returns once every one is open."""
+    start = websocket_subscriber if kind == "ws" else sse_subscriber
     loop = asyncio.get_running_loop()
-    readies = []
+    tasks, readies = [], []
     for n, user in enumerate(users):
-        socket_port, stream_port = (a[0], b[0]) if n % 2 == 0 else (b[0], a[0])
-        for kind, port, start in (
-            ("ws", socket_port, websocket_subscriber),
-            ("sse", stream_port, sse_subscriber),
-        ):
-            ready = loop.create_future()
-            received[(user, kind)] = Received()
-            tasks.append(asyncio.ensure_future(start(port, user, received[(user, kind)], ready)))
-            readies.append(ready)
+        port = ports[(n + (kind == "sse")) % 2]
+        ready = loop.create_future()
+        received[(user, kind)] = Received()
+        tasks.append(asyncio.ensure_future(start(port, user, received[(user, kind)], ready)))
+        readies.append(ready)
         if n % 50 == 49:
-            await asyncio.gather(*readies)  # open them in batches, not all at once
+            await asyncio.gather(*readies)  # in batches, not all at once
     await asyncio.gather(*readies)
-    subscribers = len(received)
+    return tasks
+
+
+async def settled_rss(pids: list[int]) -> dict[int, int]:
     await asyncio.sleep(3)  # let the servers settle before reading their memory
-    after = {pid: rss_kb(pid) for _, pid in (a, b)}
-    per_process = subscribers / 2
+    return {pid: rss_kb(pid) for pid in pids}
+
+
+async def deliver(args: argparse.Namespace, a: tuple[int, int], b: tuple[int, int]) -> None:
+    ports, pids = (a[0], b[0]), [a[1], b[1]]
+    # Warm-up: the first subscribers of each kind load code and caches once per process.
+    warm: dict[tuple[str, str], Received] = {}
+    warm_users = [f"warm-{n}" for n in range(50)]
+    warm_tasks = [
+        *await open_subscribers(warm_users, "ws", ports, warm),
+        *await open_subscribers(warm_users, "sse", ports, warm),
+    ]
+    for task in warm_tasks:
+        task.cancel()
+    await asyncio.gather(*warm_tasks, return_exceptions=True)
+
+    users = [f"live-{n}" for n in range(args.users)]
+    received: dict[tuple[str, str], Received] = {}
+    before = await settled_rss(pids)
+    tasks = await open_subscribers(users, "ws", ports, received)
+    with_sockets = await settled_rss(pids)
+    tasks += await open_subscribers(users, "sse", ports, received)
+    with_streams = await settled_rss(pids)
+    subscribers = len(received)
+    each = args.users / 2  # of each kind, per process
     print(f"\n## {subscribers} subscribers open ({args.users} users x (WebSocket + SSE))")
-    for pid in before:
-        grown = after[pid] - before[pid]
+    for pid in pids:
+        sockets = (with_sockets[pid] - before[pid]) / each
+        streams = (with_streams[pid] - with_sockets[pid]) / each
         print(
-            f"  server pid {pid}: {before[pid] / 1024:.0f} MB -> {after[pid] / 1024:.0f} MB, "
-            f"{grown / per_process:.1f} KB per idle subscriber"
+            f"  server pid {pid}: {before[pid] / 1024:.0f} MB -> {with_streams[pid] / 1024:.0f} "
+            f"MB; per idle subscriber: {sockets:.1f} KB (WebSocket), {streams:.1f} KB (SSE), "
+            f"{(sockets + streams) / 2:.1f} KB (mean)"
         )
 
     print(f"\n## {args.rate} changes/s for {args.duration} s through REST on both processes")
@@ -352,6 +384,7 @@ async def deliver(args: argparse.Namespace, a: tuple[int, int], b: tuple[int, in
         except Exception as exc:
             failures.append(repr(exc))
 
+    cpu_before = {pid: cpu_seconds(pid) for pid in pids}
     started = time.monotonic()
     total = args.rate * args.duration
     for k in range(total):
@@ -373,6 +406,12 @@ async def deliver(args: argparse.Namespace, a: tuple[int, int], b: tuple[int, in
         if all(len(r.ids) >= expected[user] for (user, _), r in received.items()):
             break
         await asyncio.sleep(0.2)
+    for pid in pids:
+        used = cpu_seconds(pid) - cpu_before[pid]
+        print(
+            f"  server pid {pid}: {used:.1f} CPU s for its {total // 2} changes and the "
+            f"events of {total} ({1000 * used / total:.2f} CPU ms per change)"
+        )
     lost = duplicated = disordered = 0
     delays: dict[str, list[float]] = {"ws": [], "sse": []}
     for (user, kind), got in received.items():
@@ -402,9 +441,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds of changes")
     parser.add_argument("--create-rounds", type=int, default=3)
     parser.add_argument("--round-seconds", type=int, default=8)
+    # uvicorn's sans-I/O websockets protocol holds less per connection than its default.
+    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn's --ws")
     args = parser.parse_args()
-    print(f"Live updates: 2 uvicorn processes, PostgreSQL, this client: all on {os.cpu_count()} "
-          "cores shared.")  # fmt: skip
+    print(f"Live updates: 2 uvicorn processes (--ws {args.ws}), PostgreSQL, this client: all on "
+          f"{os.cpu_count()} cores shared.")  # fmt: skip
     asyncio.run(run(args))
 
 

@@ -212,10 +212,13 @@ async def two_processes(postgres_url: str, tmp_path: Path) -> AsyncIterator[tupl
     await reset_postgres(postgres_url)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    async with (
-        served(postgres_url, tmp_path / "a") as first,
-        served(postgres_url, tmp_path / "b") as second,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        # Started together: the second's start-up overlaps the first's (the migration itself
+        # runs once, under its lock).
+        first, second = await asyncio.gather(
+            stack.enter_async_context(served(postgres_url, tmp_path / "a")),
+            stack.enter_async_context(served(postgres_url, tmp_path / "b")),
+        )
         yield first, second
 
 
