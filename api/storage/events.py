@@ -133,12 +133,13 @@ class Notifications:
         max_backoff: float = 5.0,
     ) -> None:
         options = engine_options(url, connect_timeout)
-        # The pooler settings do not apply: this connection always runs outside a pooler.
-        connect_args = {
-            key: value
-            for key, value in options.connect_args.items()
-            if key not in {"statement_cache_size", "prepared_statement_name_func"}
-        }
+        if options.behind_pooler:
+            logger.warning(
+                "task events: LISTEN goes through a transaction-mode pooler, which may not carry "
+                "notifications; set DATABASE_DIRECT_URL. Until then other processes' changes "
+                "arrive with the sweep, every TASK_API_EVENTS_SWEEP_SECONDS"
+            )
+        connect_args = dict(options.connect_args)
         # Named, so an operator (or a test) can tell it apart in pg_stat_activity.
         server_settings = {
             "application_name": LISTENER_NAME,
