@@ -279,3 +279,32 @@ class TestWakeUps:
             (event,) = await next_events(live, 1)
             live.close()
         assert (event.id, event.kind, event.task.title) == ("2", TaskEventKind.UPDATED, "by hand")
+
+
+class TestRestStreamRefusals:
+    """What the REST stream answers before it starts (the stream itself: test_live_updates)."""
+
+    async def test_an_unknown_or_expired_id_is_410_and_a_malformed_one_400(
+        self, database_url: str
+    ) -> None:
+        async with client_of(database_url) as client:
+            await create_task(client)
+            gone = await client.get("/api/alice/tasks/events", params={"after": "7"})
+            by_header = await client.get(
+                "/api/alice/tasks/events", headers={"Last-Event-ID": "7"}, params={"after": "0"}
+            )
+            malformed = await client.get("/api/alice/tasks/events", params={"after": "x"})
+        for response in (gone, by_header):
+            assert response.status_code == 410
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["error_type"] == "EventsExpiredError"
+        assert malformed.status_code == 400
+        assert malformed.json()["errors"] == [{"field": "after", "message": "not an event id"}]
+
+    async def test_a_full_process_answers_503_with_retry_after(self, database_url: str) -> None:
+        async with client_of(database_url, events_max_connections=1) as client:
+            with app_of(client).state.events.connection():
+                refused = await client.get("/api/alice/tasks/events")
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json()["error_type"] == "TooManyStreamsError"
