@@ -27,6 +27,7 @@ from api.rest.routing import OwnerRoute, tasks_of
 from api.tasks import errors
 from api.tasks.events import Subscription
 from api.tasks.shapes import TaskEvent
+from api.web.errors import MethodNotAllowedError
 from api.web.problems import Problem, problem_body
 from api.web.statuses import status_of
 
@@ -139,6 +140,16 @@ EXPIRED: dict[int | str, dict[str, Any]] = {
         },
     },
 }
+
+
+@router.api_route(
+    "/events",
+    methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"],
+    include_in_schema=False,
+)
+async def events_are_only_read(user_id: UserIdPath) -> Response:
+    # Without this the task routes would take `events` for a task id.
+    raise MethodNotAllowedError(("GET",), "The event stream is read with GET")
 
 
 @router.get(

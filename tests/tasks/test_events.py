@@ -308,3 +308,14 @@ class TestRestStreamRefusals:
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "5"
         assert refused.json()["error_type"] == "TooManyStreamsError"
+
+    async def test_other_methods_are_405(self, database_url: str) -> None:
+        async with client_of(database_url) as client:
+            answers = [
+                await client.request(method, "/api/alice/tasks/events", json={"title": "x"})
+                for method in ("POST", "PUT", "PATCH", "DELETE")
+            ]
+        for answer in answers:
+            assert answer.status_code == 405
+            assert answer.headers["allow"] == "GET"
+            assert answer.headers["content-type"] == "application/problem+json"
