@@ -105,6 +105,27 @@ class Settings(BaseSettings):
     # With trusted documents, accept other documents too, so that GraphiQL works (staging).
     graphql_trusted_documents_graphiql: bool = False
 
+    # --- live updates (GraphQL subscriptions, the REST event stream) ---------------------------
+    # How long committed changes are kept for clients that resume after an event id.
+    events_retention_hours: float = Field(default=24.0, gt=0)
+    # How often each process purges events older than that, and how many rows per statement.
+    events_purge_interval_seconds: float = Field(default=60.0, gt=0)
+    events_purge_batch: int = Field(default=1000, ge=1)
+    # Events a subscriber may have waiting; one that falls further behind is closed (and
+    # resumes with its last id, losing nothing).
+    events_queue_size: int = Field(default=256, ge=1)
+    # Long-lived connections a process holds open for live updates: WebSockets at /graphql and
+    # event streams (REST and GraphQL over HTTP).
+    events_max_connections: int = Field(default=10_000, ge=1)
+    # Operations one WebSocket may run at once.
+    events_max_subscriptions_per_connection: int = Field(default=100, ge=1)
+    # PostgreSQL: seconds between checks for events whose NOTIFY never came (a process that
+    # died just after its commit, a change made outside the service); the most they are late.
+    events_sweep_seconds: float = Field(default=2.0, gt=0)
+    # Seconds between keep-alive comments on the REST event stream (WebSockets are kept alive
+    # by the server's own pings: uvicorn --ws-ping-interval, 20 s by default).
+    events_keepalive_seconds: float = Field(default=15.0, gt=0)
+
     # --- HTTP edge -----------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     # Browser origins allowed to call the API (CORS), e.g. "https://app.example.com"; none by

@@ -1,14 +1,19 @@
 """The application: assembles the layers (storage, the service, auth, both faces, the edge)."""
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 
 from fastapi import FastAPI
 
 from api.auth import create_verifier
 from api.collector import serving_collector
 from api.config import Settings
+from api.rest import events as event_routes
 from api.rest import health, routes
 from api.rest.errors import add_exception_handlers
 from api.rest.openapi import use_openapi_document
@@ -16,6 +21,7 @@ from api.storage.documents import DocumentStore
 from api.storage.migrate import upgrade_database
 from api.storage.store import TaskStore
 from api.tasks.cursors import CursorCodec
+from api.tasks.events import TaskEvents
 from api.tasks.service import TaskService
 from api.web import docs_pages
 from api.web.assets import mount_assets
@@ -37,8 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the start-up migration below.
     store = TaskStore.from_settings(settings)
     cursor_secret = settings.cursor_secret
+    events = TaskEvents.from_settings(store, settings)
     tasks = TaskService(
-        store, CursorCodec(cursor_secret.get_secret_value() if cursor_secret else None)
+        store, CursorCodec(cursor_secret.get_secret_value() if cursor_secret else None), events
     )
 
     @asynccontextmanager
@@ -46,11 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _log_auth_mode(settings)
         if settings.migrate_on_startup:
             await upgrade_database(settings)
+        await events.start()
         try:
-            with serving_collector():
+            with serving_collector(), _streams_closed_on_sigterm(events):
                 yield
         finally:
             # Runs on SIGTERM too, after uvicorn has let the requests in flight finish.
+            await events.stop()
             await store.dispose()
             if verifier is not None:
                 await verifier.aclose()
@@ -69,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = verifier
     app.state.store = store
     app.state.tasks = tasks
+    app.state.events = events
     add_exception_handlers(app)
+    # Before the task routes: `/events` is not a task id.
+    app.include_router(event_routes.router)
     app.include_router(routes.router)
     app.include_router(health.router)
     schema = build_schema(settings)
@@ -82,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             graphiql=settings.graphql_introspection
             and (documents.trusted is None or documents.trusted.others_allowed),
             retry_after=settings.retry_after_seconds,
+            max_subscriptions_per_connection=settings.events_max_subscriptions_per_connection,
+            allowed_origins=settings.cors_allowed_origins,
         ),
         prefix="/graphql",
         include_in_schema=False,
@@ -132,6 +146,36 @@ def _persisted_documents(
     if settings.graphql_persisted_queries:
         saved = DocumentStore(store, settings.graphql_persisted_max_documents)
     return PersistedDocuments(OperationCache(schema), saved, trusted)
+
+
+@contextmanager
+def _streams_closed_on_sigterm(events: TaskEvents) -> Iterator[None]:
+    """End the open event streams as soon as SIGTERM arrives, then let uvicorn handle it.
+
+    uvicorn waits for every response in flight to finish before it runs the lifespan's
+    shutdown, and an event stream never finishes by itself: without this, SIGTERM would wait
+    forever. Streams end with a reason, and clients resume with their last event id elsewhere.
+    Only where uvicorn installed its handler (the main thread of a served process).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(events.close_streams)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is on_sigterm:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _log_auth_mode(settings: Settings) -> None:

@@ -3,6 +3,7 @@ every error of an operation with it (anything unexpected masked), and the respon
 refused before its operation runs."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 from graphql import GraphQLError
@@ -29,6 +30,11 @@ CODE: dict[type[errors.TaskAPIError], str] = {
     errors.PreconditionFailedError: "CONFLICT",
     errors.DatabaseError: "SERVICE_UNAVAILABLE",
     errors.SigningKeysUnavailableError: "SERVICE_UNAVAILABLE",
+    # The client reloads the list and subscribes again without `after`.
+    errors.EventsExpiredError: "BAD_USER_INPUT",
+    errors.StreamClosedError: "SERVICE_UNAVAILABLE",
+    errors.SubscriberTooSlowError: "SUBSCRIBER_TOO_SLOW",
+    errors.TooManyStreamsError: "SERVICE_UNAVAILABLE",
     http_errors.BadRequestError: "BAD_REQUEST",
     http_errors.PayloadTooLargeError: "BAD_REQUEST",
     http_errors.MethodNotAllowedError: "METHOD_NOT_ALLOWED",
@@ -95,13 +101,26 @@ def public_error(error: GraphQLError) -> GraphQLError:
 
 
 class ErrorCodes(SchemaExtension):
-    """Rewrites every error of an operation once, as MaskErrors does."""
+    """Rewrites every error of an operation once, as MaskErrors does; for a subscription (or
+    any operation over a WebSocket), every error of each result it streams."""
+
+    def __init__(self, *, execution_context: Any = None) -> None:
+        super().__init__(execution_context=execution_context)
+        self._rewritten: set[int] = set()
+
+    def _rewrite(self, result: Any) -> None:
+        if result is None or not getattr(result, "errors", None) or id(result) in self._rewritten:
+            return
+        self._rewritten.add(id(result))
+        result.errors = [public_error(error) for error in result.errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        self._rewrite(result)
+        yield
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [public_error(error) for error in result.errors]
+        self._rewrite(self.execution_context.result)
 
 
 def error_response(error: errors.TaskAPIError, media_type: str, retry_after: int) -> Response:

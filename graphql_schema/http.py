@@ -19,32 +19,48 @@ One handler serves GET and POST, in this order:
    is a 400 whose body has no `data` key; with `application/json`, every well-formed request is
    answered 200, as before.
 Every error answer is a GraphQL response, `{"errors": [{"message", "extensions": {"code"}}]}`.
-There is no WebSocket endpoint: the schema has no subscriptions.
+
+Subscriptions, as Strawberry serves them: over HTTP when `Accept` asks for the multipart
+subscription protocol (what Apollo Client sends), and over a WebSocket at the same path with the
+`graphql-transport-ws` protocol (the `graphql-ws` client, Apollo Client, urql). A WebSocket's
+caller comes with `connection_init`'s payload (`{"Authorization": "Bearer ..."}`) or the
+handshake's own header; a missing or bad token closes the socket with 4403 (Forbidden), an
+operation before the acknowledgement with 4401. Each WebSocket holds one of the process's
+long-lived connection slots (1013 when none is free) and runs at most
+`events_max_subscriptions_per_connection` operations at once.
 """
 
+import dataclasses
 import functools
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from fastapi import Request, Response
+from fastapi import Request, Response, WebSocket
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from graphql import GraphQLError, OperationDefinitionNode, parse
-from strawberry.exceptions import MissingQueryError
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
 
+from api.auth import ANYONE
 from api.tasks import errors
 from api.tasks.service import TaskService
 from api.web import errors as http_errors
-from api.web.authentication import authenticate
+from api.web.authentication import authenticate, caller_of
 from api.web.explorer import graphiql_page
-from graphql_schema.context import request_context
+from graphql_schema.context import ConnectionContext, request_context
 from graphql_schema.errors import DOCUMENT_ERROR_CODE, STATUS_BY_CODE, error_response
 from graphql_schema.negotiation import (
     GRAPHQL_RESPONSE_JSON,
@@ -61,9 +77,17 @@ from graphql_schema.persisted import PersistedDocuments
 
 _ALLOWED_BY_METHOD = {
     "GET": frozenset({OperationType.QUERY}),
-    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION}),
+    # Subscriptions stream: over a WebSocket, or a request whose Accept asks for multipart.
+    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
 }
+STREAMING_NEEDED = (
+    "Subscriptions stream their events: subscribe over a WebSocket at this path "
+    "(graphql-transport-ws), or POST with Accept: multipart/mixed;subscriptionSpec=1.0"
+)
 _USE_POST_OR_GET = ("GET", "POST")
+MULTIPART_SUBSCRIPTIONS = "multipart-subscription"
+# RFC 6455 7.4.1: "Try Again Later".
+WS_TRY_AGAIN_LATER = 1013
 
 # The response media type of the request being handled (set in `_handle`, read when the
 # response is built; Strawberry's hooks in between do not pass the request along).
@@ -124,8 +148,21 @@ def _from_strawberry(exc: HTTPException) -> errors.TaskAPIError:
     return http_errors.BadRequestError(exc.reason)
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """Sends every message as a text frame, as graphql-transport-ws requires (Strawberry sends
+    bytes as binary frames, and the router's JSON encoder gives bytes)."""
+
+    async def send_json(self, message: Any) -> None:
+        try:
+            await self.ws.send_text(encode_json(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class TaskGraphQLRouter(GraphQLRouter[Any, None]):
     """GraphQL over HTTP for the schema; GraphiQL's page is open, every operation is not."""
+
+    websocket_adapter_class = TextFrames
 
     def __init__(
         self,
@@ -135,9 +172,15 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
         *,
         graphiql: bool,
         retry_after: int,
+        max_subscriptions_per_connection: int = 100,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(
-            schema, graphql_ide="graphiql" if graphiql else None, subscription_protocols=()
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SUBSCRIPTIONS),
+            max_subscriptions_per_connection=max_subscriptions_per_connection,
+            allowed_origins=allowed_origins,
         )
         self._tasks = tasks
         self._documents = documents
@@ -149,6 +192,37 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
         ]
         methods = ["GET", "POST", "HEAD", "PUT", "PATCH", "DELETE"]
         self.add_api_route("", self._handle, methods=methods, include_in_schema=False)
+        self.add_api_websocket_route("", self._websocket)
+
+    async def _websocket(self, websocket: WebSocket) -> None:
+        """A `graphql-transport-ws` connection, holding one long-lived connection slot."""
+        try:
+            slot = self._tasks.events.connection()
+            slot.__enter__()
+        except errors.TooManyStreamsError as exc:
+            await websocket.close(WS_TRY_AGAIN_LATER, exc.detail)
+            return
+        try:
+            context = ConnectionContext(self._tasks, ANYONE)
+            context.request = websocket
+            await self.run(websocket, context=context, root_value=None)
+        finally:
+            slot.__exit__(None, None, None)
+
+    async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
+        """Authenticate the connection: the token in `connection_init`'s payload, else the
+        handshake's `Authorization` header; a refused one closes the socket with 4403."""
+        websocket: WebSocket = context.request
+        params = context.connection_params or {}
+        given = params.get("Authorization", params.get("authorization"))
+        if given is not None and not isinstance(given, str):
+            raise ConnectionRejectionError()
+        authorization = [given] if given is not None else websocket.headers.getlist("authorization")
+        try:
+            context.caller = await caller_of(websocket.app.state.verifier, authorization)
+        except errors.TaskAPIError:
+            raise ConnectionRejectionError() from None
+        return UNSET
 
     async def _handle(self, request: Request) -> Response:
         media_type = JSON
@@ -166,6 +240,8 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
                     "production)"
                 )
             negotiated = negotiate(request.headers.get("accept"))
+            if negotiated is None and self._get_stream_transport_from_headers(request.headers):
+                negotiated = JSON  # the multipart subscription protocol, and its errors
             if negotiated is None:
                 raise http_errors.NotAcceptableError(
                     f"Send Accept: {GRAPHQL_RESPONSE_JSON} or {JSON}"
@@ -221,7 +297,12 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
         else:
             data = request_data(decode_json(await request.get_body(), "The request body"))
         # A document by reference gets its text here, before anything parses it.
-        return await self._documents.resolve(data)
+        data = await self._documents.resolve(data)
+        transport = self._get_stream_transport_from_headers(request.headers)
+        if transport is not None:
+            # Strawberry streams the subscription's events in the protocol `Accept` asked for.
+            data = dataclasses.replace(data, protocol=transport.protocol)
+        return data
 
     async def execute_single(  # type: ignore[override]
         self,
@@ -249,6 +330,8 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
                 operation_extensions=request_data.extensions,
             )
         except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise http_errors.BadRequestError(STREAMING_NEEDED) from exc
             # GET is safe: it must never change anything (the spec's MUST).
             raise http_errors.MethodNotAllowedError(
                 ("POST",), f"{exc.as_http_error_reason('GET')}; use POST"

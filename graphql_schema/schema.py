@@ -26,6 +26,7 @@ from graphql_schema.limits import QueryTextLimit, factory, shape_rule
 from graphql_schema.mutations import Mutation
 from graphql_schema.permissions import OperationOwner
 from graphql_schema.queries import Query
+from graphql_schema.subscriptions import Subscription
 
 
 class TaskSchema(Schema):
@@ -90,6 +91,7 @@ def build_schema(settings: Settings) -> TaskSchema:
     task_schema = TaskSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
         execution_context_class=PlainFieldsExecutionContext,
     )

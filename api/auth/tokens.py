@@ -21,9 +21,11 @@ from api.tasks.errors import AuthenticationError, AuthorizationError
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: the token's user id, or None when authentication is off."""
+    """Who sent a request: the token's user id, or None when authentication is off; and when
+    the token stops being accepted (a Unix time), which ends the caller's event streams."""
 
     user_id: str | None
+    expires_at: float | None = None
 
 
 ANYONE = Caller(user_id=None)
@@ -149,7 +151,8 @@ class TokenVerifier:
         user_id = claims.get(self._claim)
         if not isinstance(user_id, str) or not user_id:
             raise AuthenticationError("The token names no user")
-        return Caller(user_id=user_id)
+        # `exp` is required and verified above; the leeway that accepted it applies to streams too.
+        return Caller(user_id=user_id, expires_at=float(claims["exp"]) + self._leeway)
 
 
 def create_verifier(settings: Settings) -> TokenVerifier | None:

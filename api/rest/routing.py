@@ -28,7 +28,9 @@ class OwnerRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def handle_for_owner(request: Request) -> Response:
-            authorize(await authenticate(request), request.path_params["user_id"])
+            caller = await authenticate(request)
+            authorize(caller, request.path_params["user_id"])
+            request.state.caller = caller
             return await handle(request)
 
         return handle_for_owner

@@ -1,5 +1,6 @@
-"""The tables: tasks, idempotency keys and persisted GraphQL documents (`service_secrets`, made by
-the first migration, holds the cursor key and is read by the service with a plain statement).
+"""The tables: tasks, idempotency keys, persisted GraphQL documents and the task events
+outbox (`service_secrets`, made by the first migration, holds the cursor key and is read by
+the service with a plain statement).
 
 Column lengths are the domain's limits, so a value the rules accept always fits.
 """
@@ -7,7 +8,7 @@ Column lengths are the domain's limits, so a value the rules accept always fits.
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy import Column, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from api.storage.columns import UTCDateTime, utcnow
@@ -80,3 +81,35 @@ class PersistedDocument(SQLModel, table=True):
     sha256: str = Field(sa_column=Column(String(64), primary_key=True))
     document: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class TaskEvent(SQLModel, table=True):
+    """One committed change of a task (table `task_events`), written only by the triggers of
+    migration 0005 in the change's own transaction: the transactional outbox that live updates
+    are read from. `seq` numbers one user's events 1, 2, 3... with no gaps, in commit order."""
+
+    __tablename__ = "task_events"
+    __table_args__ = (Index("ix_task_events_at", "at"),)
+
+    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))  # created, updated, deleted
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # The task after the change (before it, for a deletion).
+    task_id: UUID = Field(nullable=False)
+    title: str = Field(sa_column=Column(BINARY_TITLE, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    completed: bool = Field(sa_column=Column(Boolean, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class TaskEventHead(SQLModel, table=True):
+    """Each user's last event number (table `task_event_heads`); kept after retention purges
+    the events themselves, so a resume from a purged event can be told apart."""
+
+    __tablename__ = "task_event_heads"
+
+    user_id: str = Field(sa_column=Column(String(USER_ID_MAX), primary_key=True))
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))

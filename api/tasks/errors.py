@@ -11,6 +11,11 @@
     ├── SigningKeysUnavailableError
     │                             the JWKS endpoint cannot be reached, so a token cannot be
     │                             checked (its fault is unknown, so not an AuthenticationError)
+    ├── EventsExpiredError        a resume point older than the events kept (or unknown): reload
+    ├── StreamClosedError         an event stream ended by the service; resume after its last id
+    │   ├── SubscriberTooSlowError    the subscriber did not keep up with its events
+    │   └── ServiceRestartingError    the process is shutting down
+    ├── TooManyStreamsError       the process holds as many event streams as it may
     └── InternalError             anything unexpected
 
 The class name is the public `error_type`. `classify()` turns any other exception into one of
@@ -105,6 +110,34 @@ class DatabaseError(TaskAPIError):
 
 class SigningKeysUnavailableError(TaskAPIError):
     default_detail = "The token signing keys cannot be fetched; try again shortly"
+
+
+class EventsExpiredError(TaskAPIError):
+    default_detail = (
+        "The events after this id are no longer kept (or the id is unknown); "
+        "reload the list and subscribe without one"
+    )
+
+
+class StreamClosedError(TaskAPIError):
+    """An event stream the service ended; nothing is lost: resume after the last id received."""
+
+    default_detail = "The event stream was closed; resume after the last event id received"
+
+
+class SubscriberTooSlowError(StreamClosedError):
+    default_detail = (
+        "The subscriber did not keep up with its events and was closed; "
+        "resume after the last event id received"
+    )
+
+
+class ServiceRestartingError(StreamClosedError):
+    default_detail = "The service is restarting; resume after the last event id received"
+
+
+class TooManyStreamsError(TaskAPIError):
+    default_detail = "Too many open event streams on this server; try again shortly"
 
 
 class InternalError(TaskAPIError):

@@ -1,6 +1,7 @@
 """The task service: every rule of the contract, written once for both faces.
 
-`TaskService` is made once at start-up with what it depends on (the store and the cursor codec).
+`TaskService` is made once at start-up with what it depends on (the store, the cursor codec and
+the process's live updates, `api.tasks.events`, told of every change it commits).
 Each method takes the request's `StoreSession` first and the owner second, validates the owner,
 scopes every statement to that owner, owns its transaction, and raises only
 `api.tasks.errors` types.
@@ -27,6 +28,7 @@ from api.storage.tables import Task
 from api.tasks import errors, idempotency
 from api.tasks.calls import retried_read, service_call
 from api.tasks.cursors import CursorCodec
+from api.tasks.events import Subscription, TaskEvents, parse_event_id
 from api.tasks.shapes import (
     TaskCreate,
     TaskFilter,
@@ -104,9 +106,23 @@ def _new_task_values(user_id: str, data: TaskCreate) -> dict[str, Any]:
 class TaskService:
     """The contract's operations on tasks, over one store."""
 
-    def __init__(self, store: TaskStore, cursors: CursorCodec) -> None:
+    def __init__(self, store: TaskStore, cursors: CursorCodec, events: TaskEvents) -> None:
         self.store = store
         self.cursors = cursors
+        self.events = events
+
+    async def task_events(
+        self, user_id: str, after: str | None = None, *, expires_at: float | None = None
+    ) -> Subscription:
+        """The user's task events after the event id `after` (None: from now on), then live.
+
+        EventsExpiredError when the events after `after` are no longer kept (the caller reloads
+        the list); the subscription ends when `expires_at` (the caller's token's expiry) passes.
+        Holds no database session: events are read as they come.
+        """
+        owner = validate_user_id(user_id)
+        seq = None if after is None else parse_event_id(after, "after")
+        return await self.events.subscribe(owner, seq, expires_at)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
@@ -200,6 +216,7 @@ class TaskService:
             # One INSERT, a transaction by itself: one round trip, not BEGIN, INSERT, COMMIT.
             async with db.single_statements() as connection:
                 await db.execute(connection, statements.INSERT_TASK, values)
+            self.events.changed(owner)
             # The values were checked on the way in (TaskCreate) and are now stored as they are.
             return TaskRead.model_construct(
                 **{name: value for name, value in values.items() if name in TaskRead.model_fields}
@@ -210,6 +227,7 @@ class TaskService:
             return Task(**_new_task_values(owner, data))
 
         task = await idempotency.create_once(db, owner, key, data, new_task)
+        self.events.changed(owner)
         await idempotency.purge_expired(db)
         return task
 
@@ -286,6 +304,7 @@ class TaskService:
         if task is None:
             await self._missing_or_stale(db, user_id, task_id)
         await db.orm.commit()
+        self.events.changed(user_id)
         return task
 
     async def _missing_or_stale(self, db: StoreSession, user_id: str, task_id: UUID) -> NoReturn:

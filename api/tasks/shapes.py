@@ -287,3 +287,26 @@ class Boundary:
 
     key: datetime | TitleKey
     task_id: UUID
+
+
+class TaskEventKind(StrEnum):
+    """What a change did to a task."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One committed change of one of a user's tasks, as live updates deliver it.
+
+    `id` is opaque to callers and increases with every change of that user's tasks; a caller
+    resumes after the last one it saw. `task` is the task after the change (before it, for a
+    deletion); `at` is when the change was written.
+    """
+
+    id: str
+    kind: TaskEventKind
+    task: TaskRecord
+    at: datetime

@@ -10,6 +10,8 @@
   paths, so task data never lands in a shared cache.
 """
 
+import contextlib
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import PlainTextResponse, Response
@@ -164,15 +166,35 @@ class HeadAsGet:
             await self.app(scope, receive, send)
             return
 
+        streaming = False
+
         async def send_headers_only(message: Message) -> None:
+            nonlocal streaming
             kind = message["type"]
             if kind == "http.response.start":
+                streaming = _is_event_stream(message)
                 await send(message)
             elif kind == "http.response.body" and message.get("more_body", False):
+                if streaming:
+                    # An event stream never ends by itself: its headers are the whole answer.
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    raise _HeadersSent
                 return
             elif kind in ("http.response.body", "http.response.pathsend"):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             else:
                 await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        with contextlib.suppress(_HeadersSent):
+            await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class _HeadersSent(Exception):
+    """A HEAD's answer is complete; what the GET would go on sending is not wanted."""
+
+
+def _is_event_stream(message: Message) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+        for name, value in message.get("headers", ())
+    )

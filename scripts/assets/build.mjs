@@ -40,8 +40,6 @@ const results = [
     jsx: 'automatic',
     outdir,
     chunkNames: 'chunks/[name]-[hash]',
-    // Only needed for subscriptions over WebSocket, which this page does not configure.
-    external: ['graphql-ws'],
     plugins: [cssImportsFromJsAreEmpty],
   }),
   await esbuild.build({ ...common, entryPoints: { graphiql: 'graphiql.css' }, outdir }),

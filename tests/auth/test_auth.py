@@ -658,7 +658,7 @@ class TestOpenApiWhenOn:
             if path.startswith("/api/")
             for operation in item.values()
         ]
-        assert len(operations) == 6
+        assert len(operations) == 7  # the six task routes and the event stream
         for operation in operations:
             assert operation["security"] == [{"bearerAuth": []}]
             responses = operation["responses"]

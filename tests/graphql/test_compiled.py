@@ -242,3 +242,29 @@ async def test_a_mutation_runs_once_even_when_it_fails(faces: Faces) -> None:
     assert [task["id"] for task in (await faces.compiled.get("/api/alice/tasks")).json()] == (
         faces.task_ids[1:]
     )
+
+
+MULTIPART = 'multipart/mixed;boundary="graphql";subscriptionSpec=1.0,application/json'
+
+
+@pytest.mark.parametrize("accept", [MULTIPART, "application/json"])
+async def test_a_subscription_is_left_to_the_framework(faces: Faces, accept: str) -> None:
+    """Subscriptions stream from Strawberry's own path, however often they are sent; an invalid
+    resume point ends the stream at once with the framework's error."""
+    body = {"query": 'subscription { taskEvents(userId: "alice", after: "x") { id } }'}
+    before = (faces.counts.compiled, faces.counts.delegated)
+    answers = [await _post(faces.compiled, body, accept) for _ in range(3)]
+    assert (faces.counts.compiled, faces.counts.delegated) == (before[0], before[1] + 3)
+    expected = await _post(faces.framework, body, accept)
+    for answer in answers:
+        assert answer.status_code == expected.status_code
+        assert answer.headers["content-type"] == expected.headers["content-type"]
+        assert answer.content == expected.content
+    if accept == MULTIPART:
+        assert answers[0].status_code == 200
+        assert answers[0].headers["content-type"].startswith("multipart/mixed")
+        assert b'"code":"BAD_USER_INPUT"' in answers[0].content
+    else:
+        # Without a streaming transport a subscription is a bad request, never a 500.
+        assert answers[0].status_code == 400
+        assert answers[0].json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

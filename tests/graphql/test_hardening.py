@@ -287,8 +287,10 @@ class TestIntrospectionSwitch:
         assert tasks == {"data": {"tasks": []}}
 
 
-class TestNoWebSocket:
-    async def test_graphql_over_websocket_is_refused(self, database_url: str) -> None:
+class TestWebSocketProtocols:
+    async def test_only_graphql_transport_ws_is_spoken(self, database_url: str) -> None:
+        """The legacy `graphql-ws` (subscriptions-transport-ws) protocol is refused with 4406;
+        subscriptions speak `graphql-transport-ws` (tests/test_live_updates.py)."""
         # A WebSocket handshake, as ASGI servers hand it to the app.
         scope = {
             "type": "websocket",
@@ -299,7 +301,7 @@ class TestNoWebSocket:
             "root_path": "",
             "query_string": b"",
             "headers": [(b"host", b"testserver"), (b"sec-websocket-protocol", b"graphql-ws")],
-            "subprotocols": ["graphql-transport-ws", "graphql-ws"],
+            "subprotocols": ["graphql-ws"],
             "client": ("127.0.0.1", 50000),
             "server": ("testserver", 80),
         }
@@ -314,7 +316,9 @@ class TestNoWebSocket:
 
         async with running(database_url) as app:
             await app(scope, receive, send)
-        assert [message["type"] for message in sent] == ["websocket.close"]
+        assert [message["type"] for message in sent] == ["websocket.accept", "websocket.close"]
+        assert sent[0].get("subprotocol") is None
+        assert sent[1]["code"] == 4406
 
 
 class TestBodyLimit:

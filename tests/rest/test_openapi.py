@@ -121,3 +121,15 @@ async def test_unknown_body_fields_are_ignored_as_documented(client: httpx.Async
     answer = completed.json()
     assert (answer["title"], answer["user_id"], answer["completed"]) == ("u", "alice", True)
     assert not set(unknown) & set(answer)
+
+
+async def test_the_event_stream_is_documented(client: httpx.AsyncClient) -> None:
+    follow = (await openapi(client))["paths"]["/api/{user_id}/tasks/events"]["get"]
+    assert set(follow["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert set(follow["responses"]) == {"200", "400", "410", "500", "503"}
+    for status in ("400", "410", "500", "503"):
+        schema = follow["responses"][status]["content"]["application/problem+json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Problem"}
+    assert "Retry-After" in follow["responses"]["503"]["headers"]
+    names = {(p["in"], p["name"]) for p in follow["parameters"]}
+    assert {("path", "user_id"), ("query", "after"), ("header", "Last-Event-ID")} <= names

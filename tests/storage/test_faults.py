@@ -22,6 +22,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from api.main import create_app
+from api.storage.events import LISTENER_NAME
 from api.tasks import errors
 from api.tasks.service import TaskService
 from api.tasks.shapes import TaskCreate
@@ -31,9 +32,12 @@ from tests.rest.test_rest import assert_problem
 
 pytestmark = pytest.mark.slow
 
-KILL_APP_CONNECTIONS = """
+# The pool's connections: not the process's LISTEN connection for live updates (its loss is
+# tested in tests/test_live_updates.py).
+KILL_APP_CONNECTIONS = f"""
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid() AND NOT (pid = ANY($1::int[]))
+  AND application_name <> '{LISTENER_NAME}'
 """
 WAITING_ON_A_LOCK = """
 SELECT pid FROM pg_stat_activity

@@ -19,7 +19,7 @@ async def test_migration_0006_goes_down_and_up_again(database_url: str) -> None:
             "VALUES ('a', '{ x }', CURRENT_TIMESTAMP)"
         ),
     )
-    await migrate(database_url, "0004", down=True)
+    await migrate(database_url, "0005", down=True)
     with pytest.raises(sa.exc.DBAPIError):  # the table is gone
         await execute(database_url, COUNT)
     await migrate(database_url, "head")

@@ -102,9 +102,7 @@ class _Server(uvicorn.Server):
 def live_server(database_url: str) -> Iterator[str]:
     """The app under a real uvicorn on a free port of 127.0.0.1; its base URL."""
     app = create_app(make_settings(database_url))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, ws="none", log_level="warning", access_log=False
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     server = _Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
     thread.start()
@@ -212,6 +210,46 @@ class TestGraphiQLInTheBrowser:
         await expect(page.locator(".result-window")).to_contain_text(title)
         await screenshot(page, "graphiql", database_url)
 
+        assert traffic.attempted == []
+        assert traffic.csp_violations == []
+        assert traffic.page_errors == []
+
+
+class TestSubscriptionInGraphiQL:
+    async def test_a_subscription_shows_changes_as_they_happen(
+        self,
+        context: tuple["BrowserContext", Traffic],
+        live_server: str,
+        database_url: str,
+    ) -> None:
+        """GraphiQL runs a subscription over a WebSocket with the graphql-ws client (bundled
+        with it), and shows each change made elsewhere as it commits."""
+        browser_context, traffic = context
+        page = await browser_context.new_page()
+        await page.goto(f"{live_server}/graphql")
+        editor = page.locator(".graphiql-query-editor .monaco-editor").first
+        await editor.wait_for(state="visible")
+        await editor.click()
+        await page.keyboard.press("ControlOrMeta+A")
+        await page.keyboard.press("Delete")
+        # From the first event on (`after: "0"`), so a change made before the subscription
+        # reaches the server is not missed either.
+        await page.keyboard.type(
+            'subscription Follow { taskEvents(userId: "carol", after: "0") '
+            "{ id kind task { title } } }"
+        )
+        await expect(page.locator(".graphiql-tab-active")).to_have_text("Follow")
+        async with page.expect_websocket() as opened:
+            await page.locator(".graphiql-execute-button").click()
+        socket = await opened.value
+        result = page.locator(".result-window")
+        for title in (f"First {uuid.uuid4().hex[:8]}", f"Second {uuid.uuid4().hex[:8]}"):
+            await create_task(live_server, "carol", title)
+            await expect(result).to_contain_text(title)
+        await expect(result).to_contain_text("CREATED")
+        await screenshot(page, "graphiql-subscription", database_url)
+
+        assert socket.url == f"{live_server.replace('http', 'ws')}/graphql"
         assert traffic.attempted == []
         assert traffic.csp_violations == []
         assert traffic.page_errors == []
