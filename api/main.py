@@ -12,6 +12,7 @@ from api.config import Settings
 from api.rest import health, routes
 from api.rest.errors import add_exception_handlers
 from api.rest.openapi import use_openapi_document
+from api.startup import ReadableStartupFailure, app_or_exit, prepare_database
 from api.storage.migrate import upgrade_database
 from api.storage.store import TaskStore
 from api.tasks.cursors import CursorCodec
@@ -41,8 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log_auth_mode(settings)
-        if settings.migrate_on_startup:
-            await upgrade_database(settings)
+        await prepare_database(settings, store, upgrade_database)
         try:
             with serving_collector():
                 yield
@@ -107,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: HEAD runs through everything above as GET, then loses its body. GraphQL over
     # HTTP answers its own methods (HEAD there is a 405 naming GET and POST).
     app.add_middleware(HeadAsGet, except_prefixes=("/graphql",))
+    # Start-up failures reach uvicorn as one line instead of a traceback (api.startup).
+    app.add_middleware(ReadableStartupFailure)
     return app
 
 
@@ -129,4 +131,5 @@ def _algorithms(settings: Settings) -> str:
     return ", ".join(settings.accepted_algorithms)
 
 
-app = create_app()
+# Bad settings end start-up here with one line on stderr (api.startup).
+app = app_or_exit(create_app)
