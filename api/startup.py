@@ -14,13 +14,15 @@ workers, stops them all on it instead of restarting a worker that would fail the
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pydantic
+from opentelemetry.trace import TracerProvider
 from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import Settings
+from api.observe import logs, tracing
 from api.storage.diagnosis import diagnose, parse
 from api.storage.store import TaskStore
 
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 STARTUP_FAILURE = 3
 
 App = TypeVar("App")
+App_co = TypeVar("App_co", covariant=True)
 
 
 class StartupError(Exception):
@@ -74,12 +77,22 @@ def load_settings() -> Settings:
     return settings
 
 
-def app_or_exit(factory: Callable[[Settings], App]) -> App:
-    """`factory(settings)` for the environment's settings; on a refusal, one line on stderr and
-    exit `STARTUP_FAILURE` (no traceback: the line says all there is to fix)."""
+class AppFactory(Protocol[App_co]):
+    def __call__(self, settings: Settings, *, tracer_provider: TracerProvider | None) -> App_co: ...
+
+
+def app_or_exit(factory: AppFactory[App]) -> App:
+    """The app for the environment's settings, logging as they ask, traced as the OTEL_*
+    settings ask; on a refusal, one line on stderr and exit `STARTUP_FAILURE` (no traceback:
+    the line says all there is to fix)."""
     try:
         settings = load_settings()
-        return factory(settings)
+        logs.configure(settings.log_format, settings.log_level)
+        try:
+            tracer_provider = tracing.provider_from_environment()
+        except tracing.TracingSettingsError as exc:
+            raise StartupError(str(exc)) from None
+        return factory(settings, tracer_provider=tracer_provider)
     except StartupError as exc:
         print(f"Start-up failed: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(STARTUP_FAILURE) from None

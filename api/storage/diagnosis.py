@@ -96,7 +96,10 @@ def diagnose(setting: str, url: URL, exc: BaseException, connect_timeout: float)
             f"(sslmode={sslmode}); a local server usually has no SSL: remove sslmode from the URL "
             "(a hosted database's URL, e.g. Neon's, belongs to that host only)"
         )
-    if state == "28000" and ("ssl off" in text or "no encryption" in text or "ssl" in text):
+    # PostgreSQL's pg_hba refusal names "SSL off" / "no encryption"; PgBouncer says it plainly.
+    if "ssl required" in text or (
+        state == "28000" and ("ssl off" in text or "no encryption" in text)
+    ):
         return Diagnosis(
             f"{setting}: the server at {at} accepts only SSL connections; add ?sslmode=require "
             "to the URL"
@@ -115,6 +118,14 @@ def diagnose(setting: str, url: URL, exc: BaseException, connect_timeout: float)
         return Diagnosis(
             f"{setting}: the database {url.database!r} does not exist on {url.host}; create it "
             f"(createdb {url.database}) or fix the name at the end of the URL"
+        )
+    if sslmode in ("verify-ca", "verify-full") and any(
+        isinstance(error, FileNotFoundError) for error in chain
+    ):
+        return Diagnosis(
+            f"{setting}: sslmode={sslmode} needs the server's CA certificate in "
+            "~/.postgresql/root.crt of the service's user; install it, or use sslmode=require "
+            "(encrypted, not verified)"
         )
     if any(isinstance(error, ssl.SSLCertVerificationError) for error in chain):
         return Diagnosis(
