@@ -87,7 +87,8 @@ def app_or_exit(factory: AppFactory[App]) -> App:
     the line says all there is to fix)."""
     try:
         settings = load_settings()
-        logs.configure(settings.log_format, settings.log_level)
+        if logs.served_by_uvicorn():
+            logs.configure(settings.log_format, settings.log_level)
         try:
             tracer_provider = tracing.provider_from_environment()
         except tracing.TracingSettingsError as exc:

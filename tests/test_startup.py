@@ -6,12 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from api.startup import STARTUP_FAILURE
+from api.startup import STARTUP_FAILURE, StartupError, load_settings
 from tests.conftest import IN_CI
 from tests.storage.test_pooler import PGBOUNCER, _free_port, _wait_until_listening
 
@@ -86,14 +87,38 @@ SETTINGS_CASES = {
 }
 
 
-async def test_every_bad_setting_ends_start_up_in_one_line(tmp_path: Path) -> None:
+# Each case's message is checked in-process (fast); a few of them also start the real server.
+STARTED_FOR_REAL = ("unknown scheme", "number out of range", "short secret")
+
+
+@pytest.mark.parametrize("case", SETTINGS_CASES)
+def test_each_bad_setting_is_refused_in_one_line_naming_it(
+    case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    environment, expected = SETTINGS_CASES[case]
+    monkeypatch.chdir(tmp_path)  # no .env file from the working tree
+    for key in list(os.environ):
+        if key.startswith(("TASK_API_", "DATABASE_")):
+            monkeypatch.delenv(key)
+    for key, setting in environment.items():
+        monkeypatch.setenv(key, setting)
+
+    with pytest.raises(StartupError) as refused:
+        load_settings()
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert PASSWORD not in message
+    for part in expected:
+        assert part in message
+
+
+async def test_a_bad_setting_ends_the_real_start_up_in_one_line(tmp_path: Path) -> None:
     results = await asyncio.gather(
-        *(start(tmp_path, **environment) for environment, _ in SETTINGS_CASES.values())
+        *(start(tmp_path, **SETTINGS_CASES[case][0]) for case in STARTED_FOR_REAL)
     )
-    for (name, (_, expected)), (code, output) in zip(
-        SETTINGS_CASES.items(), results, strict=True
-    ):
-        assert_fails_readably(code, output, *expected), name
+    for case, (code, output) in zip(STARTED_FOR_REAL, results, strict=True):
+        assert_fails_readably(code, output, *SETTINGS_CASES[case][1]), case
 
 
 def _with(url: str, **parts: object) -> str:
@@ -131,14 +156,17 @@ async def test_database_urls_that_cannot_work_end_start_up_in_one_line(
         ),
     }
     environments = [{"DATABASE_URL": url} for url, _ in cases.values()]
-    environments[-1] = {"DATABASE_URL": postgres_url, "DATABASE_DIRECT_URL": environments[-1]["DATABASE_URL"]}
+    environments[-1] = {
+        "DATABASE_URL": postgres_url,
+        "DATABASE_DIRECT_URL": environments[-1]["DATABASE_URL"],
+    }
     results = await asyncio.gather(*(start(tmp_path, **env) for env in environments))
     for (name, (_, expected)), (code, output) in zip(cases.items(), results, strict=True):
         assert_fails_readably(code, output, *expected), name
 
 
 @pytest.fixture(scope="module")
-def tls_pooler(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> object:
+def tls_pooler(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PgBouncer that checks passwords itself and takes SSL connections only: the two
     refusals a local PostgreSQL with trust authentication and no SSL cannot give."""
     if not os.access(PGBOUNCER, os.X_OK) or shutil.which("openssl") is None:
@@ -149,19 +177,22 @@ def tls_pooler(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> o
     directory = tmp_path_factory.mktemp("tls-pooler")
     key, cert = directory / "key.pem", directory / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
     )
     users = directory / "users.txt"
     users.write_text('"app" "right-password"\n')
     target = make_url(postgres_url)
+    server = f"host={target.host} port={target.port or 5432} dbname={target.database}"
     port = _free_port()
     config = directory / "pgbouncer.ini"
     config.write_text(
         f"""[databases]
-tasks = host={target.host} port={target.port or 5432} dbname={target.database} user={target.username}
+tasks = {server} user={target.username}
 
 [pgbouncer]
 listen_addr = 127.0.0.1

@@ -93,6 +93,12 @@ def formatter_for(log_format: Literal["text", "json"]) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
+def served_by_uvicorn() -> bool:
+    """Whether uvicorn has set up its log configuration in this process: the app is being served
+    (a test importing the app leaves the process's logging alone)."""
+    return bool(logging.getLogger("uvicorn.error").handlers)
+
+
 def configure(log_format: Literal["text", "json"], level: str) -> None:
     """Send the service's and uvicorn's log lines to stderr in `log_format`, from `level` up."""
     handler = logging.StreamHandler(sys.stderr)
