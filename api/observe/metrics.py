@@ -5,8 +5,9 @@ multiprocess mode keeps every worker's values in files of one directory, which a
 when scraped. It must be chosen before prometheus-client is first imported, hence the order of
 this module: `PROMETHEUS_MULTIPROC_DIR` when the operator sets it (it must then be emptied before
 each start, as prometheus-client's documentation says); otherwise, in a uvicorn worker, a
-directory of the supervisor's own (`task-api-metrics-<its pid>` in the temporary directory),
-which its workers share and no earlier run used; a single process keeps its values in memory.
+directory of the supervisor's own (`task-api-metrics-<pid>-<start>` in the temporary directory),
+which its workers share and no earlier run used (named by its pid and start time); a single
+process keeps its values in memory.
 """
 
 import contextlib
@@ -19,14 +20,26 @@ from pathlib import Path
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def _supervisor() -> str:
+    """The parent's pid and, on Linux, its start time: a restarted container's supervisor has
+    the same pid as the last one (and its workers the same pids), never the same start time."""
+    parent = os.getppid()
+    try:
+        # Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces).
+        started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return str(parent)
+    return f"{parent}-{started}"
+
+
 def _choose_multiprocess_directory() -> str | None:
     chosen = os.environ.get(MULTIPROC_DIR)
     if chosen:
         return chosen
     if multiprocessing.parent_process() is None:
         return None  # one process: in-memory values
-    # uvicorn's workers are spawned by one supervisor; its pid names their shared directory.
-    directory = Path(tempfile.gettempdir()) / f"task-api-metrics-{os.getppid()}"
+    # uvicorn's workers are spawned by one supervisor, which names their shared directory.
+    directory = Path(tempfile.gettempdir()) / f"task-api-metrics-{_supervisor()}"
     directory.mkdir(mode=0o700, exist_ok=True)
     os.environ[MULTIPROC_DIR] = str(directory)
     return str(directory)
