@@ -32,7 +32,9 @@ MISSING_TASK = "/api/alice/tasks/00000000-0000-0000-0000-000000000001"
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_of(database_url, metrics_token=METRICS_TOKEN) as observed_client:
+    async with client_of(
+        database_url, metrics_token=METRICS_TOKEN, access_log=True
+    ) as observed_client:
         yield observed_client
 
 
@@ -110,7 +112,7 @@ class TestLogLines:
     ) -> None:
         # A database that is down makes the service log inside the request, then the edge logs
         # the answer: both lines name the request.
-        down = make_settings(database_url, migrate_on_startup=False)
+        down = make_settings(database_url, migrate_on_startup=False, access_log=True)
         app = create_app(down)
         async with client_for(app) as client:
             await app.state.store.engine.dispose()
