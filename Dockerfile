@@ -15,7 +15,8 @@ RUN /opt/task-api/bin/pip install -r requirements/app.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY api api
 COPY graphql_schema graphql_schema
-RUN /opt/task-api/bin/pip install --no-deps .
+RUN /opt/task-api/bin/pip install --no-deps . \
+ && /opt/task-api/bin/pip uninstall --yes pip
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin task-api
@@ -32,6 +33,6 @@ USER task-api
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('UVICORN_PORT', '8000')}/health\", timeout=4).status != 200)"]
-# The README's production command (docs/deployment.md explains each option). Migrations run at
+# The README's production command (its Deployment section explains each option). Migrations run at
 # start-up under an advisory lock, so workers and replicas starting together migrate once.
 CMD ["uvicorn", "api.main:app", "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--proxy-headers", "--forwarded-allow-ips", "*", "--timeout-graceful-shutdown", "20"]

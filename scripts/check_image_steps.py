@@ -79,6 +79,11 @@ def exec_array(arguments: str) -> list[str]:
     return [str(part) for part in command]
 
 
+def healthy(command: list[str], environment: dict[str, str]) -> bool:
+    """Whether the HEALTHCHECK command passes (its complaints while the server starts hidden)."""
+    return subprocess.run(command, env=environment, capture_output=True).returncode == 0
+
+
 def main() -> int:
     admin_url = (
         sys.argv[1] if len(sys.argv) > 1 else "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -109,7 +114,7 @@ def main() -> int:
         server = subprocess.Popen(command, cwd=workdir, env=environment)
         try:
             deadline = time.monotonic() + HEALTHY_WITHIN
-            while subprocess.run(exec_array(health), env=environment).returncode != 0:
+            while not healthy(exec_array(health), environment):
                 if server.poll() is not None or time.monotonic() > deadline:
                     print("the image's start command never became healthy", file=sys.stderr)
                     return 1

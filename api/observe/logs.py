@@ -96,7 +96,7 @@ def formatter_for(log_format: Literal["text", "json"]) -> logging.Formatter:
 def served_by_uvicorn() -> bool:
     """Whether uvicorn has set up its log configuration in this process: the app is being served
     (a test importing the app leaves the process's logging alone)."""
-    return bool(logging.getLogger("uvicorn.error").handlers)
+    return any(logging.getLogger(name).handlers for name in UVICORN_LOGGERS)
 
 
 def configure(log_format: Literal["text", "json"], level: str) -> None:
