@@ -33,6 +33,8 @@ USER task-api
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('UVICORN_PORT', '8000')}/health\", timeout=4).status != 200)"]
-# The README's production command (its Deployment section explains each option). Migrations run at
-# start-up under an advisory lock, so workers and replicas starting together migrate once.
-CMD ["uvicorn", "api.main:app", "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--proxy-headers", "--forwarded-allow-ips", "*", "--timeout-graceful-shutdown", "20"]
+# The README's production command (its Deployment section explains each option), after
+# `python -m api.startup`: it checks the settings and the database and migrates (under an
+# advisory lock, as each worker's start-up does too), and a bad setting ends the container with
+# one line and exit code 3, which uvicorn's supervisor would turn into 0.
+CMD ["sh", "-c", "python -m api.startup && exec uvicorn api.main:app --workers 2 --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 20 --proxy-headers --forwarded-allow-ips '*'"]

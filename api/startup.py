@@ -8,9 +8,13 @@ uvicorn its one-line message in place of the traceback Starlette would send, so 
 says "Application startup failed. Exiting." and exits with the same code.
 
 `STARTUP_FAILURE` is uvicorn's own code for a failed start-up: its supervisor, running several
-workers, stops them all on it instead of restarting a worker that would fail the same way.
+workers, stops them all on it instead of restarting a worker that would fail the same way. That
+supervisor itself then ends with status 0, though; `python -m api.startup`, run before it, does
+the whole start-up check (settings, database, migration) in one process and exits with
+`STARTUP_FAILURE` when it fails, so a process manager sees the failure.
 """
 
+import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.config import Settings
 from api.observe import logs, tracing
 from api.storage.diagnosis import diagnose, parse
+from api.storage.migrate import upgrade_database
 from api.storage.store import TaskStore
 
 logger = logging.getLogger(__name__)
@@ -162,3 +167,26 @@ class ReadableStartupFailure:
             for message in held:
                 await send(message)
             raise
+
+
+async def _check() -> None:
+    settings = load_settings()
+    store = TaskStore.from_settings(settings)
+    try:
+        await prepare_database(settings, store, upgrade_database)
+    finally:
+        await store.dispose()
+
+
+def main() -> None:
+    """Check the settings and the database and migrate, as a server's start-up would."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(_check())
+    except StartupError as exc:
+        print(f"Start-up failed: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(STARTUP_FAILURE) from None
+
+
+if __name__ == "__main__":
+    main()
