@@ -24,8 +24,16 @@ EXIT_TIMEOUT = 60
 PASSWORD = "pa55-never-shown"
 
 
-async def start(tmp_path: Path, **environment: str) -> tuple[int, str]:
-    """Start `uvicorn api.main:app` with `environment`; its exit code and everything it wrote."""
+UVICORN = ("-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", "0")
+# The check the container runs before uvicorn (whose supervisor exits 0 when workers fail).
+CHECK = ("-m", "api.startup")
+
+
+async def start(
+    tmp_path: Path, command: tuple[str, ...] = UVICORN, **environment: str
+) -> tuple[int, str]:
+    """Start `command` (the real server by default) with `environment`; its exit code and
+    everything it wrote."""
     cleaned = {
         key: value
         for key, value in os.environ.items()
@@ -33,13 +41,7 @@ async def start(tmp_path: Path, **environment: str) -> tuple[int, str]:
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "uvicorn",
-        "api.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
+        *command,
         cwd=tmp_path,  # no .env file from the working tree
         env={**cleaned, "PYTHONPATH": str(ROOT), **environment},
         stdout=asyncio.subprocess.PIPE,
@@ -160,9 +162,16 @@ async def test_database_urls_that_cannot_work_end_start_up_in_one_line(
         "DATABASE_URL": postgres_url,
         "DATABASE_DIRECT_URL": environments[-1]["DATABASE_URL"],
     }
-    results = await asyncio.gather(*(start(tmp_path, **env) for env in environments))
-    for (name, (_, expected)), (code, output) in zip(cases.items(), results, strict=True):
+    results = await asyncio.gather(
+        *(start(tmp_path, **env) for env in environments),
+        start(tmp_path, CHECK, DATABASE_URL=cases["database missing"][0]),
+        start(tmp_path, CHECK, DATABASE_URL=postgres_url),
+    )
+    *refused, (check_code, check_output), (good_code, good_output) = results
+    for (name, (_, expected)), (code, output) in zip(cases.items(), refused, strict=True):
         assert_fails_readably(code, output, *expected), name
+    assert_fails_readably(check_code, check_output, *cases["database missing"][1])
+    assert good_code == 0, good_output
 
 
 @pytest.fixture(scope="module")
