@@ -86,9 +86,11 @@ def diagnose(setting: str, url: URL, exc: BaseException, connect_timeout: float)
     sslmode = url.query.get("sslmode")
 
     if url.get_backend_name() == "sqlite":
+        # Transient: a volume may be mounted after the service starts.
         return Diagnosis(
             f"{setting}: cannot open {at}: its directory must exist and be writable by the "
-            "service's user"
+            "service's user",
+            transient=True,
         )
     if "rejected ssl upgrade" in text:
         return Diagnosis(
