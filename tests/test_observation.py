@@ -143,6 +143,22 @@ class TestLogLines:
         assert access[1]["operation"] == "query Secret"
         assert secret_title not in json_log.getvalue()
 
+    def test_uvicorns_access_line_loses_the_query_string(self) -> None:
+        record = logging.LogRecord(
+            "uvicorn.access",
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "GET", "/graphql?query=secret+task+text", "1.1", 200),
+            None,
+        )
+
+        assert logs.WithoutQueryStrings().filter(record)
+        line = logs.TextFormatter().format(record)
+        assert "secret" not in line
+        assert '"GET /graphql?... HTTP/1.1" 200' in line
+
     def test_a_line_never_shows_a_password_or_token_and_stays_one_line(self) -> None:
         jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
         try:

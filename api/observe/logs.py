@@ -93,6 +93,19 @@ def formatter_for(log_format: Literal["text", "json"]) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
+class WithoutQueryStrings(logging.Filter):
+    """uvicorn's access line shows the path with its query string, and a GET /graphql carries
+    its document and variables there (a task's text, perhaps): only the path is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            args = list(record.args)
+            if len(args) >= 3 and "?" in str(args[2]):
+                args[2] = str(args[2]).split("?", 1)[0] + "?..."
+                record.args = tuple(args)
+        return True
+
+
 def served_by_uvicorn() -> bool:
     """Whether uvicorn has set up its log configuration in this process: the app is being served
     (a test importing the app leaves the process's logging alone)."""
@@ -103,6 +116,7 @@ def configure(log_format: Literal["text", "json"], level: str) -> None:
     """Send the service's and uvicorn's log lines to stderr in `log_format`, from `level` up."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter_for(log_format))
+    handler.addFilter(WithoutQueryStrings())
     handler.set_name("task-api")
     root = logging.getLogger()
     for existing in list(root.handlers):
