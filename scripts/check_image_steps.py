@@ -28,6 +28,7 @@ VENV_IN_IMAGE = "/opt/task-api"
 HEALTHY_WITHIN = 90.0
 STOPPED_WITHIN = 30.0
 METRICS_TOKEN = "image-check-metrics-token"
+HEALTH_REQUESTS = 20
 
 
 def instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -119,17 +120,34 @@ def main() -> int:
                     print("the image's start command never became healthy", file=sys.stderr)
                     return 1
                 time.sleep(0.5)
+            # Each on a new connection, so the workers share them; a scrape of any one worker
+            # must count them all (one more: the health check that passed).
+            for _ in range(HEALTH_REQUESTS):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read()
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/metrics",
                 headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
             )
             metrics = urllib.request.urlopen(request, timeout=10).read().decode()
-            if 'route="/health"' not in metrics:
-                print("/metrics did not count the health checks", file=sys.stderr)
+            counted = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("task_api_requests_total{")
+                and 'route="/health"' in line
+                and 'status="200"' in line
+            )
+            if counted != HEALTH_REQUESTS + 1:
+                print(
+                    f"/metrics counted {counted:g} health checks of {HEALTH_REQUESTS + 1}",
+                    file=sys.stderr,
+                )
                 return 1
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=STOPPED_WITHIN)
-            print("healthy, metrics served, stopped on SIGTERM", flush=True)
+            print(
+                f"healthy, {counted:g} requests counted over the workers, stopped on SIGTERM",
+                flush=True,
+            )
         finally:
             if server.poll() is None:
                 server.kill()
