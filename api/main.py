@@ -93,8 +93,9 @@ def create_app(
     app.include_router(metrics_page.router)
     mount_assets(app)
     use_openapi_document(app, settings)
-    # The last added runs first: HEAD as GET, headers on every answer, then CORS, then the body
-    # limit, then compiled GraphQL operations, in front of the framework's routing.
+    # The last added runs first: HEAD as GET, the request's id, metrics and span, headers on
+    # every answer, then CORS, then the body limit, then compiled GraphQL operations, in front
+    # of the framework's routing.
     if settings.graphql_compiled:
         app.state.graphql_answers = AnswerCounts()
         app.add_middleware(
