@@ -24,6 +24,7 @@ logger = logging.getLogger("api.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
 GRAPHQL_PATH = "/graphql"
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 # What a caller's (a proxy's) request id may be: bounded, and nothing that could forge a log
 # line or a header (no spaces, quotes or control characters).
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -95,10 +96,12 @@ class ObserveRequests:
         self, scope: Scope, observation: context.Observation, status: int, seconds: float
     ) -> None:
         route = route_of(scope, observation)
+        # A method is the client's to choose: an unknown one must not become a new series.
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
         operation = metrics.operation_label(observation.operation_type, observation.operation_name)
         code = observation.error_code or ""
         if self.request_metrics is not None:
-            self.request_metrics.observe(scope["method"], route, operation, status, code, seconds)
+            self.request_metrics.observe(method, route, operation, status, code, seconds)
         if self.access_log:
             fields: dict[str, Any] = {"duration_ms": round(seconds * 1000, 2)}
             if operation:
@@ -107,7 +110,7 @@ class ObserveRequests:
                 fields["code"] = code
             if observation.request_id:
                 fields["request_id"] = observation.request_id
-            logger.info("%s %s %s", scope["method"], route, status, extra=fields)
+            logger.info("%s %s %s", method, route, status, extra=fields)
 
     async def _traced(
         self,
