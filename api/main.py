@@ -51,8 +51,9 @@ def create_app(
         _log_auth_mode(settings)
         await prepare_database(settings, store, upgrade_database)
         try:
-            with serving_collector():
-                yield
+            async with metrics.sampling(store.publish_pool_use):
+                with serving_collector():
+                    yield
         finally:
             # Runs on SIGTERM too, after uvicorn has let the requests in flight finish.
             await store.dispose()

@@ -10,11 +10,13 @@ which its workers share and no earlier run used (named by its pid and start time
 process keeps its values in memory.
 """
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -80,12 +82,12 @@ LATENCY = Histogram(
 )
 POOL_IN_USE = Gauge(
     "task_api_db_pool_in_use",
-    "Requests holding a database pool slot now",
+    "Requests holding a database pool slot (sampled every second, and at each scrape)",
     multiprocess_mode="livesum",
 )
 POOL_WAITING = Gauge(
     "task_api_db_pool_waiting",
-    "Requests waiting for a database pool slot now",
+    "Requests waiting for a database pool slot (sampled every second, and at each scrape)",
     multiprocess_mode="livesum",
 )
 POOL_TIMEOUTS = Counter(
@@ -146,6 +148,30 @@ class RequestMetrics:
         if timed is None:
             timed = self._timed[(route, operation)] = LATENCY.labels(route, operation)
         timed.observe(seconds)
+
+
+# How often a worker writes its pool's use to the metrics: a request's admission only counts in
+# plain integers, since a multiprocess gauge write on each request is measurable.
+SAMPLE_SECONDS = 1.0
+
+
+@contextlib.asynccontextmanager
+async def sampling(publish: Callable[[], None]) -> AsyncIterator[None]:
+    """Call `publish` every SAMPLE_SECONDS while the block runs, and once more at its end."""
+
+    async def loop() -> None:
+        while True:
+            publish()
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        publish()
 
 
 def unavailable(cause: str) -> None:

@@ -153,8 +153,11 @@ class TaskStore:
         self.tracer = tracer
         if tracer is not None:
             trace_statements(engine, tracer)
-        # Whether the pool's use is counted in the metrics (TASK_API_METRICS_ENABLED).
+        # Whether the pool's use is published to the metrics (TASK_API_METRICS_ENABLED).
         self.counted = counted
+        # Requests holding a slot, and waiting for one, now.
+        self.in_use = 0
+        self.waiting = 0
         self.lost_connections = lost_connections
         self.behind_pooler = behind_pooler
         # The hot statements go through asyncpg itself on a direct PostgreSQL connection.
@@ -192,10 +195,9 @@ class TaskStore:
 
     @asynccontextmanager
     async def _admitted(self) -> AsyncIterator[None]:
-        """Hold one of the pool's slots, counted (api.observe.metrics) while waited for and held."""
-        counted = self.counted
-        if counted:
-            metrics.POOL_WAITING.inc()
+        """Hold one of the pool's slots; `in_use` and `waiting` count them (plain integers,
+        published to the metrics by a sampler, not written on every request)."""
+        self.waiting += 1
         try:
             async with asyncio.timeout(self._admission_timeout):
                 await self._slots.acquire()
@@ -204,16 +206,19 @@ class TaskStore:
             metrics.unavailable("pool_timeout")
             raise DatabaseError("No database connection became free in time") from None
         finally:
-            if counted:
-                metrics.POOL_WAITING.dec()
-        if counted:
-            metrics.POOL_IN_USE.inc()
+            self.waiting -= 1
+        self.in_use += 1
         try:
             yield
         finally:
-            if counted:
-                metrics.POOL_IN_USE.dec()
+            self.in_use -= 1
             self._slots.release()
+
+    def publish_pool_use(self) -> None:
+        """Write the pool's use now to the metrics (the sampler and each scrape call this)."""
+        if self.counted:
+            metrics.POOL_IN_USE.set(self.in_use)
+            metrics.POOL_WAITING.set(self.waiting)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
