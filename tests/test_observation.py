@@ -8,6 +8,7 @@ import logging
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from api.observe import logs, tracing
 from tests.apps import client_of
 from tests.conftest import client_for, make_settings
 from tests.factories import create_task, graphql
+from tests.storage.test_database import free_port, joining_new_sqlite_worker_threads, running
 
 METRICS_TOKEN = "metrics-token-for-the-tests"
 NAMED_QUERY = "query Mine($u: String!) { tasks(userId: $u) { id title } }"
@@ -108,15 +110,19 @@ def log_events(stream: io.StringIO) -> list[dict[str, Any]]:
 
 class TestLogLines:
     async def test_every_line_of_a_request_carries_its_id(
-        self, database_url: str, json_log: io.StringIO
+        self, database_url: str, json_log: io.StringIO, tmp_path: Path
     ) -> None:
-        # A database that is down makes the service log inside the request, then the edge logs
-        # the answer: both lines name the request.
-        down = make_settings(database_url, migrate_on_startup=False, access_log=True)
-        app = create_app(down)
-        async with client_for(app) as client:
-            await app.state.store.engine.dispose()
-            app.state.store.engine.sync_engine.pool._creator = _refuse  # type: ignore[attr-defined]
+        # A database that cannot be reached makes the service log inside the request, then the
+        # edge logs the answer: both lines name the request.
+        if database_url.startswith("sqlite"):
+            unreachable = f"sqlite+aiosqlite:///{tmp_path / 'no-such-directory' / 'tasks.db'}"
+        else:
+            unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/tasks"
+        down = make_settings(unreachable, migrate_on_startup=False, access_log=True)
+        async with (
+            joining_new_sqlite_worker_threads(),
+            running(create_app(down)) as client,
+        ):
             response = await client.get("/api/alice/tasks", headers={"X-Request-ID": "follow-me"})
 
         assert response.status_code == 503
@@ -175,10 +181,6 @@ class TestLogLines:
                 assert secret not in line
             assert "db.example.com" in line
         assert json.loads(logs.JsonFormatter().format(record))["exception"].startswith("Traceback")
-
-
-def _refuse() -> Any:
-    raise ConnectionRefusedError(111, "Connection refused")
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
