@@ -3,7 +3,7 @@
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -132,6 +132,24 @@ class Settings(BaseSettings):
     # default, so no CORS header is ever sent.
     cors_allowed_origins: CommaList = Field(default_factory=list)
 
+    # --- seeing what it does: logs, request ids, metrics (traces: the standard OTEL_* settings) ---
+    # One line per event: "text" for people, "json" (one object per line) for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # One line per answered request: method, route template, status, duration, request id. Off
+    # by default: a line per request costs CPU, and the proxy in front logs requests anyway
+    # (with the X-Request-ID it passes on).
+    access_log: bool = False
+    # Take X-Request-ID from the caller (a proxy) when well-formed, else make one; echo it in the
+    # answer, its log lines and problem+json bodies.
+    request_ids: bool = True
+    # Count requests, latencies and the pool's use; GET /metrics serves them (Prometheus text).
+    metrics_enabled: bool = True
+    # GET /metrics asks for `Authorization: Bearer <token>` when set; unset, it answers 404
+    # unless TASK_API_METRICS_PUBLIC is on (for a port only the scraper reaches).
+    metrics_token: SecretStr | None = None
+    metrics_public: bool = False
+
     @field_validator("auth_algorithms", "cors_allowed_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -142,7 +160,9 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("auth_jwt_secret", "auth_jwks_url", "auth_issuer", "auth_audience")
+    @field_validator(
+        "auth_jwt_secret", "auth_jwks_url", "auth_issuer", "auth_audience", "metrics_token"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `FOO=` in a .env or a deployment template means "not set", not "the empty string".
@@ -159,6 +179,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_auth(self) -> Self:
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
+            raise ValueError("TASK_API_METRICS_TOKEN must be at least 16 characters")
         if self.auth_jwt_secret is not None and self.auth_jwks_url is not None:
             raise ValueError(
                 "set either TASK_API_AUTH_JWT_SECRET or TASK_API_AUTH_JWKS_URL, not both"

@@ -9,23 +9,27 @@ from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from api.auth import create_verifier
 from api.collector import serving_collector
 from api.config import Settings
+from api.observe import metrics, tracing
 from api.rest import events as event_routes
 from api.rest import health, routes
 from api.rest.errors import add_exception_handlers
 from api.rest.openapi import use_openapi_document
+from api.startup import ReadableStartupFailure, app_or_exit, prepare_database
 from api.storage.documents import DocumentStore
 from api.storage.migrate import upgrade_database
 from api.storage.store import TaskStore
 from api.tasks.cursors import CursorCodec
 from api.tasks.events import TaskEvents
 from api.tasks.service import TaskService
-from api.web import docs_pages
+from api.web import docs_pages, metrics_page
 from api.web.assets import mount_assets
 from api.web.edge import BodySizeLimit, HeadAsGet, SecurityHeaders, StrictCORS
+from api.web.observation import ObserveRequests
 from graphql_schema.compiled import OperationCache
 from graphql_schema.endpoint import AnswerCounts, GraphQLEndpoint
 from graphql_schema.http import TaskGraphQLRouter
@@ -35,13 +39,17 @@ from graphql_schema.schema import TaskSchema, build_schema
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app for `settings` (default: from the environment)."""
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """Build the app for `settings` (default: from the environment); traced with
+    `tracer_provider` when one is given (api.observe.tracing)."""
     settings = settings or Settings()
     verifier = create_verifier(settings)
+    tracer = tracing.tracer_of(tracer_provider)
     # Made now, connected lazily: the engine opens its first connection on first use, after
     # the start-up migration below.
-    store = TaskStore.from_settings(settings)
+    store = TaskStore.from_settings(settings, tracer)
     cursor_secret = settings.cursor_secret
     events = TaskEvents.from_settings(store, settings)
     tasks = TaskService(
@@ -51,12 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log_auth_mode(settings)
-        if settings.migrate_on_startup:
-            await upgrade_database(settings)
+        await prepare_database(settings, store, upgrade_database)
         await events.start()
         try:
-            with serving_collector(), _streams_closed_on_sigterm(events):
-                yield
+            async with metrics.sampling(store.publish_pool_use):
+                with serving_collector(), _streams_closed_on_sigterm(events):
+                    yield
         finally:
             # Runs on SIGTERM too, after uvicorn has let the requests in flight finish.
             await events.stop()
@@ -64,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if verifier is not None:
                 await verifier.aclose()
             logger.info("database connection pool closed")
+            metrics.process_exited()
+            tracing.shutdown(tracer_provider)
 
     app = FastAPI(
         title="Task API",
@@ -101,10 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         include_in_schema=False,
     )
     app.include_router(docs_pages.router)
+    app.include_router(metrics_page.router)
     mount_assets(app)
     use_openapi_document(app, settings)
-    # The last added runs first: HEAD as GET, headers on every answer, then CORS, then the body
-    # limit, then compiled GraphQL operations, in front of the framework's routing.
+    # The last added runs first: HEAD as GET, the request's id, metrics and span, headers on
+    # every answer, then CORS, then the body limit, then compiled GraphQL operations, in front
+    # of the framework's routing.
     if settings.graphql_compiled:
         app.state.graphql_answers = AnswerCounts()
         app.add_middleware(
@@ -125,9 +137,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)
+    # Every answer counted, logged and traced once, with its request id (api.web.observation).
+    if settings.request_ids or settings.metrics_enabled or settings.access_log or tracer:
+        app.add_middleware(
+            ObserveRequests,
+            request_ids=settings.request_ids,
+            request_metrics=metrics.RequestMetrics() if settings.metrics_enabled else None,
+            access_log=settings.access_log,
+            tracer=tracer,
+        )
     # Outermost: HEAD runs through everything above as GET, then loses its body. GraphQL over
     # HTTP answers its own methods (HEAD there is a 405 naming GET and POST).
     app.add_middleware(HeadAsGet, except_prefixes=("/graphql",))
+    # Start-up failures reach uvicorn as one line instead of a traceback (api.startup).
+    app.add_middleware(ReadableStartupFailure)
     return app
 
 
@@ -197,4 +220,5 @@ def _algorithms(settings: Settings) -> str:
     return ", ".join(settings.accepted_algorithms)
 
 
-app = create_app()
+# Bad settings end start-up here with one line on stderr (api.startup).
+app = app_or_exit(create_app)

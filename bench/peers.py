@@ -73,8 +73,24 @@ ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.
 SERVICE_DB = "task_api_bench_service"
 PEER_DB = "task_api_bench_postgraphile"
 SERVICE, SERVICE_1, PEER, FLOOR = "service", "service-1", "PostGraphile", "floor"
+# The service as the README runs it, but blind (no metrics, no request ids), and with the
+# app's access log on: what seeing costs, measured against its defaults in the same rounds.
+SERVICE_BLIND, SERVICE_LOGGED = "service-blind", "service-logged"
+SERVICE_SETTINGS = {
+    SERVICE: {},
+    SERVICE_1: {},
+    SERVICE_BLIND: {"TASK_API_METRICS_ENABLED": "false", "TASK_API_REQUEST_IDS": "false"},
+    SERVICE_LOGGED: {"TASK_API_ACCESS_LOG": "true"},
+}
 # --targets names, in the order the targets are started and reported.
-TARGETS = {"service": SERVICE, "service-1": SERVICE_1, "postgraphile": PEER, "floor": FLOOR}
+TARGETS = {
+    "service": SERVICE,
+    "service-1": SERVICE_1,
+    "service-blind": SERVICE_BLIND,
+    "service-logged": SERVICE_LOGGED,
+    "postgraphile": PEER,
+    "floor": FLOOR,
+}
 # The floor (see its README): run from there, never copied into the repository.
 FLOOR_APP_DIR = "../shared/floor"
 FLOOR_WORKERS = 2
@@ -220,7 +236,7 @@ def workloads(tasks_per_user: int) -> list[Workload]:
     floor_create = Request(**{**service_create.__dict__, "fields": (), "titles": 0})
 
     def services(*requests: Request) -> dict[str, tuple[Request, ...]]:
-        return {SERVICE: requests, SERVICE_1: requests}
+        return {target: requests for target in SERVICE_SETTINGS}
 
     return [
         Workload("REST list", "list", "REST", services(rest_list)),
@@ -731,11 +747,13 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--targets",
         type=target_list,
-        default=list(TARGETS.values()),
+        default=[TARGETS[name] for name in TARGETS if name not in (SERVICE_BLIND, SERVICE_LOGGED)],
         metavar="T1,T2",
         help="what to measure, comma-separated, from: service (the README's production "
-        "command), service-1 (the same with --workers 1), postgraphile, floor "
-        f"({FLOOR_APP_DIR}, GraphQL list and create only; skipped if missing); default: all",
+        "command), service-1 (the same with --workers 1), service-blind (metrics and request "
+        "ids off), service-logged (the app's access log on), postgraphile, floor "
+        f"({FLOOR_APP_DIR}, GraphQL list and create only; skipped if missing); default: all "
+        "but service-blind and service-logged",
     )
     parser.add_argument(
         "--keep",
@@ -746,12 +764,18 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def start_service(port: int, work_dir: Path, *, workers: int | None = None) -> Server:
+def start_service(port: int, work_dir: Path, target: str = SERVICE) -> Server:
+    # Every observability setting at its default unless the target changes it.
+    defaults = {
+        "TASK_API_METRICS_ENABLED": "true",
+        "TASK_API_REQUEST_IDS": "true",
+        "TASK_API_ACCESS_LOG": "false",
+    }
     return start(
-        SERVICE if workers is None else SERVICE_1,
-        service_command(port, workers),
+        target,
+        service_command(port, 1 if target == SERVICE_1 else None),
         ROOT,
-        {"DATABASE_URL": database_url(SERVICE_DB)},
+        {"DATABASE_URL": database_url(SERVICE_DB), **defaults, **SERVICE_SETTINGS[target]},
         port,
         work_dir,
     )
@@ -790,15 +814,13 @@ def start_floor(port: int, work_dir: Path) -> Server:
 def start_target(target: str, work_dir: Path) -> tuple[Server, httpx.Request]:
     """The target's server and a request that answers 200 once it is ready."""
     port = free_port()
-    if target == SERVICE:
-        server = start_service(port, work_dir)
-    elif target == SERVICE_1:
-        server = start_service(port, work_dir, workers=1)
+    if target in SERVICE_SETTINGS:
+        server = start_service(port, work_dir, target)
     elif target == PEER:
         server = start_peer(port, work_dir)
     else:
         server = start_floor(port, work_dir)
-    if target in (SERVICE, SERVICE_1):
+    if target in SERVICE_SETTINGS:
         return server, httpx.Request("GET", f"{server.base_url}/health")
     probe = (
         {"query": "{ __typename }"}
@@ -1004,6 +1026,10 @@ def report(
         )
     if SERVICE_1 in targets:
         print(f"  service-1: the same command with --workers 1, pool {pool} connections")
+    if SERVICE_BLIND in targets:
+        print("  service-blind: the same command with metrics and request ids off")
+    if SERVICE_LOGGED in targets:
+        print("  service-logged: the same command with the app's access log on")
     if PEER in targets:
         postgraphile_version, node_version = peer_versions()
         print(
@@ -1064,6 +1090,30 @@ def report(
         f"~{SYNC_GRAPHQL_REFERENCE['create']} (same machine size, data and load)."
     )
     report_targets(chosen, targets, figures, floor_share, peer_ratio)
+    report_seeing(chosen, targets, figures)
+
+
+def report_seeing(
+    chosen: Sequence[Workload], targets: Sequence[str], figures: dict[tuple[str, str], Figures]
+) -> None:
+    """What metrics and request ids (on by default), and the access log, cost in req/s."""
+    if SERVICE not in targets or not ({SERVICE_BLIND, SERVICE_LOGGED} & set(targets)):
+        return
+    print("\nWhat seeing costs (req/s of the service as configured, over service-blind's):")
+    for workload in chosen:
+        if SERVICE not in workload.requests:
+            continue
+        blind = figures.get((workload.name, SERVICE_BLIND))
+        seeing = figures[(workload.name, SERVICE)].median("requests_per_second")
+        parts = []
+        if blind is not None and blind.median("requests_per_second"):
+            share = seeing / blind.median("requests_per_second")
+            parts.append(f"metrics + request ids {share:.1%} ({verdict(share >= 0.95)} at 95%)")
+        logged = figures.get((workload.name, SERVICE_LOGGED))
+        if logged is not None and blind is not None and blind.median("requests_per_second"):
+            share = logged.median("requests_per_second") / blind.median("requests_per_second")
+            parts.append(f"with the access log too {share:.1%}")
+        print(f"  {workload.name}: " + "; ".join(parts))
 
 
 def report_targets(

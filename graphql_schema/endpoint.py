@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from api.auth import TokenVerifier, authorize
+from api.observe.context import record_error_code, record_operation
 from api.tasks.errors import TaskAPIError
 from api.tasks.service import TaskService
 from api.web.authentication import caller_of
@@ -157,6 +158,10 @@ class GraphQLEndpoint:
         operation = self.operations.get(known.query, known.operation_name)
         if operation is None or (scope["method"] == "GET" and not operation.is_query):
             raise _Delegate
+        definition = operation.operation
+        record_operation(
+            definition.operation.value, definition.name.value if definition.name else None
+        )
         try:
             caller = await caller_of(self.verifier, _header_values(scope, b"authorization"))
             for user_id in addressed_users(
@@ -226,6 +231,7 @@ def _response(result: ExecutionResult) -> dict[str, Any]:
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         body["errors"] = [public_error(error).formatted for error in result.errors]
+        record_error_code(body["errors"][0].get("extensions", {}).get("code"))
     return body
 
 

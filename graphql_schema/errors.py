@@ -2,6 +2,7 @@
 every error of an operation with it (anything unexpected masked), and the response for a request
 refused before its operation runs."""
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
+from api.observe import context as observed
 from api.tasks import errors
 from api.web import errors as http_errors
 from api.web.statuses import error_headers, nearest, status_for, status_of
@@ -120,14 +122,24 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        self._rewrite(self.execution_context.result)
+        execution = self.execution_context
+        # What the request was, for its metrics, log line and span (api.observe.context); a
+        # document that did not parse has no operation.
+        with contextlib.suppress(Exception):
+            observed.record_operation(execution.operation_type.value, execution.operation_name)
+        result = execution.result
+        self._rewrite(result)
+        if result is not None and getattr(result, "errors", None):
+            observed.record_error_code((result.errors[0].extensions or {}).get("code"))
 
 
 def error_response(error: errors.TaskAPIError, media_type: str, retry_after: int) -> Response:
     """A request refused before its operation runs (no valid token, a malformed request, ...),
     as GraphQL over HTTP: the error's own status and headers (a Bearer challenge, Retry-After,
     Allow), and a body with only `errors`, since nothing was executed."""
-    body = {"errors": [{"message": error.detail, "extensions": {"code": code_of(error)}}]}
+    code = code_of(error)
+    observed.record_error_code(code)
+    body = {"errors": [{"message": error.detail, "extensions": {"code": code}}]}
     status = status_of(error)
     if isinstance(error, http_errors.DocumentRefusedError) and media_type == JSON:
         status = 200  # as every document error is in application/json

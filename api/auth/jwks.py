@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import jwt
 
+from api.observe import metrics
 from api.tasks.errors import AuthenticationError, SigningKeysUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class JwksKeys:
             jwk = self._lookup(kid)
         if jwk is None:
             if self._fetched_at is None or self._last_attempt_failed:
+                metrics.unavailable("signing_keys_unreachable")
                 raise SigningKeysUnavailableError()
             raise AuthenticationError("The token's signing key is unknown")
         return self._prepare(kid, jwk, algorithm)

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.tasks import errors
-from api.web.problems import PROBLEM_JSON, problem_response
+from api.web.problems import PROBLEM_JSON, problem_response, with_request_id
 
 MALFORMED_JSON = errors.ValidationError(
     [{"field": "body", "message": "malformed JSON"}], "Malformed JSON body"
@@ -109,6 +109,7 @@ def add_exception_handlers(app: FastAPI) -> None:
             "detail": "Task not found" if exc.status_code == 404 else str(exc.detail),
             "error_type": _http_error_type(exc.status_code),
         }
+        with_request_id(body)
         return JSONResponse(
             body, status_code=exc.status_code, headers=headers, media_type=PROBLEM_JSON
         )

@@ -2,14 +2,19 @@
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from opentelemetry.trace import Tracer
+from sqlalchemy import Executable, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from api.config import Settings
+from api.observe import tracing
+from api.storage.hot import postgres_sql
 from api.storage.urls import EngineOptions
 
 logger = logging.getLogger(__name__)
@@ -101,3 +106,46 @@ def create_engine(settings: Settings, options: EngineOptions, lost: LostConnecti
         )
     _ping_after_idle(engine, settings.db_ping_after_idle, lost)
     return engine
+
+
+# Where a statement's span waits, on SQLAlchemy's execution context, for the statement to end.
+_SPAN = "_task_api_span"
+
+
+def trace_statements(engine: AsyncEngine, tracer: Tracer) -> None:
+    """A span for every statement SQLAlchemy sends (its text, never its values)."""
+    sync_engine = engine.sync_engine
+    system = sync_engine.dialect.name
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _start(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if context is not None:
+            setattr(context, _SPAN, tracing.start_database_span(tracer, system, statement))
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _end(
+        _conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        span = getattr(context, _SPAN, None)
+        if span is not None:
+            tracing.end(span)
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _failed(exception_context: Any) -> None:
+        span = getattr(exception_context.execution_context, _SPAN, None)
+        if span is not None:
+            tracing.end(span, exception_context.original_exception)
+
+
+@contextmanager
+def traced_hot_statement(tracer: Tracer, statement: Executable) -> Iterator[None]:
+    """A span for one of the statements sent through asyncpg itself (api.storage.hot)."""
+    span = tracing.start_database_span(tracer, "postgresql", postgres_sql(statement).sql)
+    try:
+        yield
+    except BaseException as exc:
+        tracing.end(span, exc)
+        raise
+    tracing.end(span)

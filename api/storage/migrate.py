@@ -66,3 +66,11 @@ async def upgrade_database(settings: Settings) -> None:
         await run_locked(engine, _upgrade_to_head)
     finally:
         await engine.dispose()
+
+
+if __name__ == "__main__":
+    # A release step that migrates before the app starts (with TASK_API_MIGRATE_ON_STARTUP=false):
+    # `python -m api.storage.migrate`, equivalent to `alembic upgrade head` beside alembic.ini.
+    import asyncio
+
+    asyncio.run(upgrade_database(Settings()))

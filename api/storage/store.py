@@ -10,13 +10,20 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.config import Settings
+from api.observe import metrics
 from api.storage import hot
-from api.storage.engine import LostConnections, create_engine
+from api.storage.engine import (
+    LostConnections,
+    create_engine,
+    trace_statements,
+    traced_hot_statement,
+)
 from api.storage.failures import ConnectionLost
 from api.storage.urls import engine_options
 from api.tasks.errors import DatabaseError
@@ -69,6 +76,14 @@ class StoreSession:
         """The rows of a SELECT on a connection from `single_statements`."""
         if not self.store.hot_statements:
             return list((await connection.execute(statement, values)).all())
+        if self.store.tracer is not None:
+            with traced_hot_statement(self.store.tracer, statement):
+                return await self._hot_fetch(connection, statement, values)
+        return await self._hot_fetch(connection, statement, values)
+
+    async def _hot_fetch(
+        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+    ) -> Sequence[Any]:
         try:
             return await hot.fetch(connection, statement, values)
         except ConnectionLost:
@@ -82,6 +97,15 @@ class StoreSession:
         if not self.store.hot_statements:
             await connection.execute(statement, values)
             return
+        if self.store.tracer is not None:
+            with traced_hot_statement(self.store.tracer, statement):
+                await self._hot_execute(connection, statement, values)
+            return
+        await self._hot_execute(connection, statement, values)
+
+    async def _hot_execute(
+        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+    ) -> None:
         try:
             await hot.execute(connection, statement, values)
         except ConnectionLost:
@@ -121,8 +145,19 @@ class TaskStore:
         slots: int,
         admission_timeout: float,
         lost_connections: LostConnections,
+        counted: bool = True,
+        tracer: Tracer | None = None,
     ) -> None:
         self.engine = engine
+        # Spans for statements (api.observe.tracing), when tracing is on.
+        self.tracer = tracer
+        if tracer is not None:
+            trace_statements(engine, tracer)
+        # Whether the pool's use is published to the metrics (TASK_API_METRICS_ENABLED).
+        self.counted = counted
+        # Requests holding a slot, and waiting for one, now.
+        self.in_use = 0
+        self.waiting = 0
         self.lost_connections = lost_connections
         self.behind_pooler = behind_pooler
         # The hot statements go through asyncpg itself on a direct PostgreSQL connection.
@@ -133,7 +168,7 @@ class TaskStore:
         self._admission_timeout = admission_timeout
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TaskStore":
+    def from_settings(cls, settings: Settings, tracer: Tracer | None = None) -> "TaskStore":
         options = engine_options(
             settings.database_url.get_secret_value(), settings.db_connect_timeout
         )
@@ -144,24 +179,46 @@ class TaskStore:
             behind_pooler=options.behind_pooler,
             slots=settings.db_pool_size + settings.db_max_overflow,
             admission_timeout=settings.db_pool_timeout,
+            counted=settings.metrics_enabled,
+            tracer=tracer,
         )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
         """A request's session, once a slot is free; closed (so rolled back if left open)."""
+        async with self._admitted():
+            db = StoreSession(self)
+            try:
+                yield db
+            finally:
+                await db.close()
+
+    @asynccontextmanager
+    async def _admitted(self) -> AsyncIterator[None]:
+        """Hold one of the pool's slots; `in_use` and `waiting` count them (plain integers,
+        published to the metrics by a sampler, not written on every request)."""
+        self.waiting += 1
         try:
             async with asyncio.timeout(self._admission_timeout):
                 await self._slots.acquire()
         except TimeoutError:
+            metrics.POOL_TIMEOUTS.inc()
+            metrics.unavailable("pool_timeout")
             raise DatabaseError("No database connection became free in time") from None
-        db = StoreSession(self)
-        try:
-            yield db
         finally:
-            try:
-                await db.close()
-            finally:
-                self._slots.release()
+            self.waiting -= 1
+        self.in_use += 1
+        try:
+            yield
+        finally:
+            self.in_use -= 1
+            self._slots.release()
+
+    def publish_pool_use(self) -> None:
+        """Write the pool's use now to the metrics (the sampler and each scrape call this)."""
+        if self.counted:
+            metrics.POOL_IN_USE.set(self.in_use)
+            metrics.POOL_WAITING.set(self.waiting)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

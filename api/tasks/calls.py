@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from api.observe import metrics
 from api.storage import failures
 from api.storage.store import StoreSession
 from api.tasks import errors
@@ -36,6 +37,7 @@ def service_call(method: Method[P, R]) -> Method[P, R]:
                 raise
             if failures.is_unavailable(exc) and not isinstance(exc, errors.TaskAPIError):
                 logger.warning("database unavailable: %s", type(exc).__name__)
+                metrics.unavailable("database_unreachable")
                 raise errors.DatabaseError() from exc
             raise errors.classify(exc) from exc
 

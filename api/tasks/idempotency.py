@@ -18,6 +18,7 @@ import pydantic
 from sqlalchemy import delete, tuple_
 from sqlmodel import col, select
 
+from api.observe import metrics
 from api.storage.columns import utcnow
 from api.storage.statements import insert_ignoring_duplicates
 from api.storage.store import StoreSession
@@ -124,6 +125,7 @@ async def create_once(
                 "Idempotency-Key was already used with a different request body",
             )
         await session.commit()
+        metrics.IDEMPOTENCY_REPLAYS.inc()
         return _from_snapshot(existing.response)
     raise RuntimeError("idempotency key could not be claimed or read")
 
