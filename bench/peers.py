@@ -348,6 +348,12 @@ async def prepare_databases(users: int, tasks_per_user: int) -> str:
         )
         for row in others:
             await peer.execute(f'DROP TABLE "{row["tablename"]}" CASCADE')
+        # So are the triggers that write its live updates' outbox (those tables are gone).
+        triggers = await peer.fetch(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND NOT tgisinternal"
+        )
+        for row in triggers:
+            await peer.execute(f'DROP TRIGGER "{row["tgname"]}" ON tasks')
         # The service's search columns are its own business (PostGraphile's API would show them).
         await peer.execute(
             "ALTER TABLE tasks DROP COLUMN title_folded, DROP COLUMN description_folded"
@@ -382,8 +388,11 @@ async def reseed() -> None:
         connection = await asyncpg.connect(database_url(name))
         try:
             await connection.execute("DELETE FROM tasks WHERE user_id NOT LIKE 'user-%'")
-            if await connection.fetchval("SELECT to_regclass('idempotency_keys') IS NOT NULL"):
-                await connection.execute("DELETE FROM idempotency_keys")
+            # The service's own tables start each round empty too (the outbox's events of the
+            # deleted creates included).
+            for table in ("idempotency_keys", "task_events", "task_event_heads"):
+                if await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+                    await connection.execute(f"DELETE FROM {table}")
             await connection.execute("VACUUM ANALYZE tasks")
         finally:
             await connection.close()

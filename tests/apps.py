@@ -1,10 +1,13 @@
 """Apps built for one test's settings, and ways to look at what they did to their database."""
 
 import contextlib
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import event
@@ -60,3 +63,36 @@ def sql_statements(app: FastAPI) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that says when it is listening (or has given up)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
+
+
+@contextlib.contextmanager
+def served(app: FastAPI, *, timeout: float = 60.0, **config: Any) -> Iterator[str]:
+    """`app` under a real uvicorn (in a thread) on a free port of 127.0.0.1; its base URL.
+    `config` goes to `uvicorn.Config` (e.g. `ws="none"`)."""
+    options = {"log_level": "warning", "access_log": False, **config}
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, **options))
+    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
+    thread.start()
+    try:
+        assert server.ready.wait(timeout), "uvicorn did not start in time"
+        assert server.started, "uvicorn failed to start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        assert not thread.is_alive(), "uvicorn did not stop in time"

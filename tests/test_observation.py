@@ -128,7 +128,7 @@ class TestLogLines:
         assert response.status_code == 503
         assert response.json()["request_id"] == "follow-me"
         mine = [event for event in log_events(json_log) if event.get("request_id") == "follow-me"]
-        assert {event["logger"] for event in mine} >= {"api.tasks.calls", "api.access"}
+        assert {event["logger"] for event in mine} >= {"api.storage.failures", "api.access"}
         access = next(event for event in mine if event["logger"] == "api.access")
         assert access["message"] == "GET /api/{user_id}/tasks 503"
         assert access["duration_ms"] >= 0

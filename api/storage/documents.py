@@ -5,10 +5,6 @@ of them (the oldest go first), and answers a hash with its text. Whoever saves a
 checked it first (graphql_schema.persisted saves only documents that passed every limit).
 """
 
-import contextlib
-import logging
-from collections.abc import Iterator
-
 from sqlalchemy import delete, func, select
 from sqlmodel import col
 
@@ -17,9 +13,6 @@ from api.storage.columns import utcnow
 from api.storage.statements import insert_ignoring_duplicates
 from api.storage.store import TaskStore
 from api.storage.tables import PersistedDocument
-from api.tasks import errors
-
-logger = logging.getLogger(__name__)
 
 _TABLE = PersistedDocument.__table__  # type: ignore[attr-defined]
 
@@ -36,7 +29,7 @@ class DocumentStore:
         statement = select(col(PersistedDocument.document)).where(
             col(PersistedDocument.sha256) == sha256
         )
-        with _translated():
+        with failures.domain_errors():
             async with self.store.session() as db, db.own_transaction() as connection:
                 return (await connection.execute(statement)).scalar_one_or_none()
 
@@ -44,7 +37,7 @@ class DocumentStore:
         """Store `document` under `sha256` (kept as it is if already there), then drop the oldest
         beyond `max_documents`. One transaction; a concurrent save of the same hash is a no-op."""
         values = {"sha256": sha256, "document": document, "created_at": utcnow()}
-        with _translated():
+        with failures.domain_errors():
             async with self.store.session() as db, db.own_transaction() as connection:
                 insert = insert_ignoring_duplicates(db.dialect_name, _TABLE, values)
                 if (await connection.execute(insert)).rowcount == 0:
@@ -61,17 +54,3 @@ class DocumentStore:
                 await connection.execute(
                     delete(PersistedDocument).where(col(PersistedDocument.sha256).in_(oldest))
                 )
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Database failures as the service's errors: unreachable is DatabaseError (503)."""
-    try:
-        yield
-    except errors.TaskAPIError:
-        raise
-    except Exception as exc:
-        if failures.is_unavailable(exc):
-            logger.warning("database unavailable: %s", type(exc).__name__)
-            raise errors.DatabaseError() from exc
-        raise errors.classify(exc) from exc

@@ -4,11 +4,18 @@ The service turns the first kind into the domain's `DatabaseError` (503 / SERVIC
 and everything else into an internal error; only this module knows what each driver raises.
 """
 
+import contextlib
+import logging
 import sqlite3
+from collections.abc import Iterator
 
 from sqlalchemy import exc as sa_exc
 
+from api.observe import metrics
+from api.tasks import errors
 from api.tasks.errors import DatabaseError
+
+logger = logging.getLogger(__name__)
 
 # SQLite's messages for a database it cannot open or lock right now.
 _SQLITE_UNAVAILABLE = ("unable to open database", "database is locked", "disk i/o error")
@@ -53,3 +60,21 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+@contextlib.contextmanager
+def domain_errors() -> Iterator[None]:
+    """Let only the domain's errors out: a database that cannot be reached becomes
+    `DatabaseError` (503 / SERVICE_UNAVAILABLE, logged and counted), anything else unexpected an
+    internal error (`errors.classify`). Every service call, the events and the persisted
+    documents go through it."""
+    try:
+        yield
+    except errors.TaskAPIError:
+        raise
+    except Exception as exc:
+        if is_unavailable(exc):
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            metrics.unavailable("database_unreachable")
+            raise errors.DatabaseError() from exc
+        raise errors.classify(exc) from exc

@@ -9,10 +9,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from api.observe import metrics
 from api.storage import failures
 from api.storage.store import StoreSession
-from api.tasks import errors
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +25,14 @@ def service_call(method: Method[P, R]) -> Method[P, R]:
 
     @functools.wraps(method)
     async def wrapper(self: Any, db: StoreSession, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(self, db, *args, **kwargs)
-        except BaseException as exc:
-            # The connection may be gone already; the original error is what matters.
-            with contextlib.suppress(Exception):
-                await db.reset()
-            if not isinstance(exc, Exception):
+        with failures.domain_errors():
+            try:
+                return await method(self, db, *args, **kwargs)
+            except BaseException:
+                # The connection may be gone already; the original error is what matters.
+                with contextlib.suppress(Exception):
+                    await db.reset()
                 raise
-            if failures.is_unavailable(exc) and not isinstance(exc, errors.TaskAPIError):
-                logger.warning("database unavailable: %s", type(exc).__name__)
-                metrics.unavailable("database_unreachable")
-                raise errors.DatabaseError() from exc
-            raise errors.classify(exc) from exc
 
     return wrapper
 

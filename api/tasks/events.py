@@ -76,20 +76,6 @@ def _event(row: Any) -> TaskEvent:
     return TaskEvent(id=event_id(row.seq), kind=TaskEventKind(row.kind), task=task, at=row.at)
 
 
-@contextlib.contextmanager
-def translated_failures() -> Iterator[None]:
-    """Let only `errors.TaskAPIError` out, as the service's calls do."""
-    try:
-        yield
-    except errors.TaskAPIError:
-        raise
-    except Exception as exc:
-        if failures.is_unavailable(exc):
-            logger.warning("database unavailable: %s", type(exc).__name__)
-            raise errors.DatabaseError() from exc
-        raise errors.classify(exc) from exc
-
-
 @dataclass(frozen=True)
 class _Numbered:
     seq: int
@@ -138,7 +124,7 @@ class Subscription:
             if self.live:
                 await self._wait()
             else:
-                with translated_failures():
+                with failures.domain_errors():
                     await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -377,7 +363,7 @@ class TaskEvents:
             channel = self._channels[user_id] = _Channel(user_id)
         channel.joining += 1
         try:
-            with translated_failures():
+            with failures.domain_errors():
                 async with channel.lock:
                     if channel.last_seq is None:
                         channel.last_seq = await outbox.head(self.store, user_id)

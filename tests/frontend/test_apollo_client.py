@@ -8,17 +8,15 @@ tools this skips, except under CI=true.
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.main import create_app
+from tests.apps import served
 from tests.conftest import make_settings
 from tests.frontend.test_generated_types import TOOL_TIMEOUT, TOOLS, require_tools
 
@@ -26,39 +24,12 @@ SCRIPT = Path(__file__).with_name("apollo_persisted.mjs")
 SERVER_START_TIMEOUT = 30
 
 
-class _Server(uvicorn.Server):
-    """uvicorn that says when it is listening (or has given up)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-
 @contextlib.contextmanager
 def serving(database_url: str, **settings: Any) -> Iterator[str]:
     """The app under uvicorn on a free port of 127.0.0.1; its GraphQL URL."""
     app = create_app(make_settings(database_url, **settings))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, ws="none", log_level="warning", access_log=False
-    )
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
-    thread.start()
-    try:
-        assert server.ready.wait(SERVER_START_TIMEOUT), "uvicorn did not start in time"
-        assert server.started, "uvicorn failed to start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        thread.join(SERVER_START_TIMEOUT)
-        assert not thread.is_alive(), "uvicorn did not stop in time"
+    with served(app, timeout=SERVER_START_TIMEOUT, ws="none") as base_url:
+        yield f"{base_url}/graphql"
 
 
 @pytest.fixture

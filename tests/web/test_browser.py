@@ -8,8 +8,6 @@ except under CI=true, where .ci/run installs it and its absence is a failure.
 """
 
 import os
-import socket
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -18,9 +16,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
 from api.main import create_app
+from tests.apps import served
 from tests.conftest import IN_CI, make_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -84,37 +82,12 @@ async def browser() -> AsyncIterator["Browser"]:
             await chromium.close()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn that says when it is listening (or has given up)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-
 @pytest.fixture
 def live_server(database_url: str) -> Iterator[str]:
     """The app under a real uvicorn on a free port of 127.0.0.1; its base URL."""
     app = create_app(make_settings(database_url))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
-    thread.start()
-    try:
-        assert server.ready.wait(SERVER_START_TIMEOUT), "uvicorn did not start in time"
-        assert server.started, "uvicorn failed to start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(SERVER_START_TIMEOUT)
-        assert not thread.is_alive(), "uvicorn did not stop in time"
+    with served(app, timeout=SERVER_START_TIMEOUT) as base_url:
+        yield base_url
 
 
 @dataclass
