@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -428,23 +428,23 @@ class TaskEvents:
         return behind
 
     async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._sweep_seconds)
-            try:
-                missed = await self.sweep()
-            except Exception as exc:
-                logger.warning("task events: sweep failed (%s)", type(exc).__name__)
-            else:
-                if missed:
-                    logger.info("task events: %d users had events no NOTIFY announced", missed)
+        await _every(
+            self._sweep_seconds, self.sweep, "sweep", "%d users had events no NOTIFY announced"
+        )
 
     async def _purge_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._purge_interval)
-            try:
-                deleted = await self.purge()
-            except Exception as exc:
-                logger.warning("task events: purge failed (%s)", type(exc).__name__)
-            else:
-                if deleted:
-                    logger.info("task events: purged %d events past retention", deleted)
+        await _every(self._purge_interval, self.purge, "purge", "purged %d events past retention")
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[int]], name: str, done: str) -> None:
+    """Run `work` every `seconds` until cancelled; log how many it handled, or that it failed
+    (the next round tries again)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            count = await work()
+        except Exception as exc:
+            logger.warning("task events: %s failed (%s)", name, type(exc).__name__)
+        else:
+            if count:
+                logger.info("task events: " + done, count)
