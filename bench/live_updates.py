@@ -209,7 +209,7 @@ async def scratch_database() -> AsyncIterator[str]:
 
 
 @contextlib.contextmanager
-def servers(database_url: str, apps: list[str], ws: str) -> Any:
+def servers(database_url: str, apps: list[str], ws: str, deflate: str) -> Any:
     processes = []
     ports = [free_port() for _ in apps]
     with tempfile.TemporaryDirectory() as workdir:
@@ -218,7 +218,7 @@ def servers(database_url: str, apps: list[str], ws: str) -> Any:
             environment = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": path}
             command = [sys.executable, "-m", "uvicorn", app, "--host", HOST]
             command += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
-            command += ["--ws", ws]
+            command += ["--ws", ws, "--ws-per-message-deflate", deflate]
             processes.append(subprocess.Popen(command, cwd=workdir, env=environment))
             # One at a time: the second waits for the first's migration anyway.
             wait_until_healthy(port)
@@ -295,7 +295,7 @@ async def create_rounds(
 async def run(args: argparse.Namespace) -> None:
     async with scratch_database() as database_url:
         apps = ["api.main:app", "api.main:app", "app_without_events:app"]
-        with servers(database_url, apps, args.ws) as running:
+        with servers(database_url, apps, args.ws, args.ws_per_message_deflate) as running:
             (port_a, process_a), (port_b, process_b), (port_without, _) = running
             await create_rounds(
                 database_url, port_a, port_without, args.create_rounds, args.round_seconds
@@ -443,6 +443,10 @@ def main() -> None:
     parser.add_argument("--round-seconds", type=int, default=8)
     # uvicorn's sans-I/O websockets protocol holds less per connection than its default.
     parser.add_argument("--ws", default="websockets-sansio", help="uvicorn's --ws")
+    # As the production command: compression contexts cost each socket about 40 KB.
+    parser.add_argument(
+        "--ws-per-message-deflate", default="false", help="uvicorn's --ws-per-message-deflate"
+    )
     args = parser.parse_args()
     print(f"Live updates: 2 uvicorn processes (--ws {args.ws}), PostgreSQL, this client: all on "
           f"{os.cpu_count()} cores shared.")  # fmt: skip

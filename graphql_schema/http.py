@@ -40,6 +40,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response, WebSocket
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from graphql import GraphQLError, OperationDefinitionNode, parse
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
@@ -192,10 +193,14 @@ class TaskGraphQLRouter(GraphQLRouter[Any, None]):
         ]
         methods = ["GET", "POST", "HEAD", "PUT", "PATCH", "DELETE"]
         self.add_api_route("", self._handle, methods=methods, include_in_schema=False)
-        self.add_api_websocket_route("", self._websocket)
 
-    async def _websocket(self, websocket: WebSocket) -> None:
-        """A `graphql-transport-ws` connection, holding one long-lived connection slot."""
+    async def serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A `graphql-transport-ws` connection, holding one long-lived connection slot.
+
+        An ASGI app of its own, not a route: the app hands it WebSockets at `/graphql` in front
+        of its routing (api.web.edge.WebSocketRoutes), so an open socket holds nothing else.
+        """
+        websocket = WebSocket(scope, receive, send)
         try:
             slot = self._tasks.events.connection()
             slot.__enter__()

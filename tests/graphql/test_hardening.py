@@ -287,38 +287,69 @@ class TestIntrospectionSwitch:
         assert tasks == {"data": {"tasks": []}}
 
 
+def websocket_scope(path: str, protocol: str) -> dict[str, Any]:
+    """A WebSocket handshake, as ASGI servers hand it to the app."""
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"sec-websocket-protocol", protocol.encode())],
+        "subprotocols": [protocol],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+async def handshake(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """What `app` sends to a client that connects and then goes away."""
+    incoming = [{"type": "websocket.connect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
 class TestWebSocketProtocols:
     async def test_only_graphql_transport_ws_is_spoken(self, database_url: str) -> None:
         """The legacy `graphql-ws` (subscriptions-transport-ws) protocol is refused with 4406;
         subscriptions speak `graphql-transport-ws` (tests/test_live_updates.py)."""
-        # A WebSocket handshake, as ASGI servers hand it to the app.
-        scope = {
-            "type": "websocket",
-            "asgi": {"version": "3.0"},
-            "scheme": "ws",
-            "path": "/graphql",
-            "raw_path": b"/graphql",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"testserver"), (b"sec-websocket-protocol", b"graphql-ws")],
-            "subprotocols": ["graphql-ws"],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
-        incoming = [{"type": "websocket.connect"}]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
         async with running(database_url) as app:
-            await app(scope, receive, send)
+            sent = await handshake(app, websocket_scope("/graphql", "graphql-ws"))
         assert [message["type"] for message in sent] == ["websocket.accept", "websocket.close"]
         assert sent[0].get("subprotocol") is None
         assert sent[1]["code"] == 4406
+
+    async def test_graphql_sockets_are_served_in_front_of_the_routing(
+        self, database_url: str
+    ) -> None:
+        """GraphQL's WebSocket is handed to its handler before any middleware or route
+        (api.web.edge.WebSocketRoutes), which keeps an idle subscription smaller; the app's
+        routing has no WebSocket route of its own, and a socket anywhere else is refused."""
+        async with running(database_url) as app:
+            served = await handshake(app, websocket_scope("/graphql", "graphql-transport-ws"))
+            routed = await handshake(
+                app.router, websocket_scope("/graphql", "graphql-transport-ws")
+            )
+            elsewhere = await handshake(
+                app, websocket_scope("/api/alice/tasks", "graphql-transport-ws")
+            )
+        assert served[0] == {
+            "type": "websocket.accept",
+            "subprotocol": "graphql-transport-ws",
+            "headers": [],
+        }
+        assert [message["type"] for message in routed] == ["websocket.close"]
+        assert [message["type"] for message in elsewhere] == ["websocket.close"]
 
 
 class TestBodyLimit:
