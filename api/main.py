@@ -62,13 +62,21 @@ def create_app(
         store, CursorCodec(cursor_secret.get_secret_value() if cursor_secret else None), events
     )
 
+    request_metrics = metrics.RequestMetrics() if settings.metrics_enabled else None
+
+    def publish_metrics() -> None:
+        """This process's pool use now, and the requests it answered since the last call."""
+        store.publish_pool_use()
+        if request_metrics is not None:
+            request_metrics.publish()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log_auth_mode(settings)
         await prepare_database(settings, store, upgrade_database)
         await events.start()
         try:
-            async with metrics.sampling(store.publish_pool_use):
+            async with metrics.sampling(publish_metrics):
                 with serving_collector(), _streams_closed_on_sigterm(events):
                     yield
         finally:
@@ -93,6 +101,8 @@ def create_app(
     app.state.settings = settings
     app.state.verifier = verifier
     app.state.store = store
+    # Called by /metrics before it reads the workers' files (api.web.metrics_page).
+    app.state.publish_metrics = publish_metrics
     app.state.tasks = tasks
     app.state.events = events
     add_exception_handlers(app)
@@ -145,7 +155,7 @@ def create_app(
         app.add_middleware(
             ObserveRequests,
             request_ids=settings.request_ids,
-            request_metrics=metrics.RequestMetrics() if settings.metrics_enabled else None,
+            request_metrics=request_metrics,
             access_log=settings.access_log,
             tracer=tracer,
         )

@@ -85,6 +85,22 @@ def healthy(command: list[str], environment: dict[str, str]) -> bool:
     return subprocess.run(command, env=environment, capture_output=True).returncode == 0
 
 
+def health_checks_counted(port: int) -> float:
+    """The successful /health requests that /metrics counts over every worker."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+    )
+    metrics = urllib.request.urlopen(request, timeout=10).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("task_api_requests_total{")
+        and 'route="/health"' in line
+        and 'status="200"' in line
+    )
+
+
 def main() -> int:
     admin_url = (
         sys.argv[1] if len(sys.argv) > 1 else "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -124,18 +140,14 @@ def main() -> int:
             # must count them all (one more: the health check that passed).
             for _ in range(HEALTH_REQUESTS):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read()
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/metrics",
-                headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
-            )
-            metrics = urllib.request.urlopen(request, timeout=10).read().decode()
-            counted = sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in metrics.splitlines()
-                if line.startswith("task_api_requests_total{")
-                and 'route="/health"' in line
-                and 'status="200"' in line
-            )
+            # The worker that answers the scrape counts its own requests at once; the others
+            # publish theirs once a second.
+            counted = 0.0
+            deadline = time.monotonic() + 5
+            while counted != HEALTH_REQUESTS + 1 and time.monotonic() < deadline:
+                counted = health_checks_counted(port)
+                if counted != HEALTH_REQUESTS + 1:
+                    time.sleep(0.5)
             if counted != HEALTH_REQUESTS + 1:
                 print(
                     f"/metrics counted {counted:g} health checks of {HEALTH_REQUESTS + 1}",

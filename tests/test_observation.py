@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.main import create_app
-from api.observe import logs, tracing
+from api.observe import logs, metrics, tracing
 from tests.apps import client_of
 from tests.conftest import client_for, make_settings
 from tests.factories import create_task, graphql
@@ -234,6 +234,42 @@ class TestMetrics:
         latency = "task_api_request_duration_seconds_count"
         route = {"route": "/graphql", "operation": "query Mine"}
         assert value(after, latency, **route) - value(before, latency, **route) == 2
+
+    async def test_requests_reach_the_metrics_without_a_scrape(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """Requests are counted in memory and written out once a second by each process (and
+        at each scrape), so another worker's scrape sees them within about a second."""
+
+        def from_the_files() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+            return samples(metrics.exposition()[0].decode())
+
+        route = "/api/{user_id}/tasks"
+        before = requests_of(from_the_files(), route=route)
+        await client.get("/api/bob/tasks")
+        after = before
+        async with asyncio.timeout(10):
+            while after == before:
+                await asyncio.sleep(0.05)
+                after = requests_of(from_the_files(), route=route)
+
+        assert after - before == 1
+
+    def test_a_burst_is_written_out_before_it_grows_past_the_bound(self) -> None:
+        request_metrics = metrics.RequestMetrics()
+        request_metrics.MAX_PENDING = 3
+        labels = {"method": "GET", "route": "/bound-test", "operation": "", "status": "200"}
+        before = samples(metrics.exposition()[0].decode())
+        for _ in range(5):
+            request_metrics.observe("GET", "/bound-test", "", 200, "", 0.001)
+        after = samples(metrics.exposition()[0].decode())
+
+        counted = requests_of(after, **labels) - requests_of(before, **labels)
+        assert counted == 3  # the first three, at the bound; two wait for the next sample
+        request_metrics.publish()
+        assert requests_of(samples(metrics.exposition()[0].decode()), **labels) == (
+            requests_of(before, **labels) + 5
+        )
 
     async def test_the_pool_is_seen_in_use_waiting_and_timing_out(self, database_url: str) -> None:
         async with client_of(

@@ -33,8 +33,9 @@ async def metrics_page(request: Request) -> Response:
         raise HTTPException(404, "Not Found")
     if not _allowed(settings, request.headers.get("authorization")):
         raise HTTPException(401, "A bearer token is required", {"WWW-Authenticate": "Bearer"})
-    # This worker's pool as it is now (the others' were sampled within the second).
-    request.app.state.store.publish_pool_use()
+    # This worker's pool as it is now and every request it answered (the other workers'
+    # publish theirs once a second).
+    request.app.state.publish_metrics()
     # Several workers' files are read and summed: off the event loop.
     body, media_type = await asyncio.to_thread(metrics.exposition)
     return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
