@@ -96,3 +96,12 @@ def served(app: FastAPI, *, timeout: float = 60.0, **config: Any) -> Iterator[st
         server.should_exit = True
         thread.join(timeout)
         assert not thread.is_alive(), "uvicorn did not stop in time"
+
+
+def assert_same_bytes(answer: httpx.Response, expected: httpx.Response, sent: object) -> None:
+    """Two answers to `sent` are the same to a client: status, media type and every byte."""
+    assert (answer.status_code, answer.headers["content-type"], answer.content) == (
+        expected.status_code,
+        expected.headers["content-type"],
+        expected.content,
+    ), sent

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from api.main import create_app
 from graphql_schema.endpoint import AnswerCounts
+from tests.apps import assert_same_bytes
 from tests.conftest import client_for, make_settings
 from tests.factories import TASK_FIELDS, create_task
 
@@ -70,11 +71,7 @@ async def assert_same_answer(
     await _post(faces.compiled, body, accept)
     expected = await _post(faces.framework, body, accept)
     answer = await _post(faces.compiled, body, accept)
-    assert (answer.status_code, answer.headers["content-type"], answer.content) == (
-        expected.status_code,
-        expected.headers["content-type"],
-        expected.content,
-    ), body
+    assert_same_bytes(answer, expected, body)
     return answer
 
 

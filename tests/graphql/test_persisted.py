@@ -21,6 +21,7 @@ from sqlmodel import func, select
 from api.main import create_app
 from api.storage.tables import PersistedDocument
 from graphql_schema.endpoint import AnswerCounts
+from tests.apps import assert_same_bytes
 from tests.conftest import client_for, make_settings
 
 JSON = "application/json"
@@ -61,11 +62,7 @@ class Pair:
         """`body` on both apps; their answers (status, media type, bytes) must be equal."""
         answers = [await _send(client, body, accept, method) for client in self.clients]
         compiled, framework = answers
-        assert (compiled.status_code, compiled.headers["content-type"], compiled.content) == (
-            framework.status_code,
-            framework.headers["content-type"],
-            framework.content,
-        ), body
+        assert_same_bytes(compiled, framework, body)
         return compiled
 
     @property
