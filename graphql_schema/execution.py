@@ -23,18 +23,24 @@ plain) is completed by graphql-core from the same outcome, so the resolver never
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from graphql import (
     ExecutionResult,
     FieldNode,
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     MiddlewareManager,
     OperationDefinitionNode,
     is_leaf_type,
@@ -50,6 +56,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.types.base_scalars import isoformat as strawberry_isoformat
 from strawberry.types.field import StrawberryField
 
 TYPENAME = "__typename"
@@ -86,21 +93,42 @@ def _plain_field(
     return (response_name, definition.python_name, "", leaf_type.coerce_output_value, non_null)
 
 
-# Leaf types whose coercion returns a value of exactly this Python type unchanged: a value of that
-# type is taken as it is, skipping the call (graphql-core's String and Boolean scalars do so).
-_PASSED_THROUGH = {"String": str, "Boolean": bool}
+# Leaf coercions whose outcome for a value of one exact Python class is known: such a value is
+# coerced inline by the expression (`{v}` is the value), skipping the call; any other value goes
+# through the coercion itself. Each gives exactly what the coercion gives: graphql-core's String
+# and Boolean return a str or a bool unchanged, ID a UUID's str() (it is not a builtin), Int an
+# int within 32 bits unchanged (a larger one goes to the coercion, which refuses it); Strawberry's
+# DateTime calls the value's isoformat().
+_INLINE: dict[Callable[[Any], Any], tuple[type, str]] = {
+    GraphQLString.serialize: (str, "{v}"),
+    GraphQLBoolean.serialize: (bool, "{v}"),
+    GraphQLID.serialize: (UUID, "str({v})"),
+    GraphQLInt.serialize: (int, "{v} if -2147483648 <= {v} <= 2147483647 else coerce({v})"),
+    strawberry_isoformat: (datetime, "{v}.isoformat()"),
+}
+# For an answer that orjson encodes (the compiled path's): a UTC datetime is left as it is, since
+# orjson writes it exactly as isoformat() does (tests/graphql/test_compiled.py checks this) about
+# ten times faster; a datetime in any other zone is coerced as above.
+_INLINE_FOR_ORJSON = {
+    **_INLINE,
+    strawberry_isoformat: (datetime, "{v} if {v}.tzinfo is UTC else {v}.isoformat()"),
+}
 
 
 # Bounded: documents that are not compiled (a flood of unique ones) make plans too.
 @functools.lru_cache(maxsize=1024)
-def _completer(plan: tuple[PlainField, ...]) -> Callable[[Any], dict[str, Any]]:
+def _completer(
+    plan: tuple[PlainField, ...], for_orjson: bool = False
+) -> Callable[[Any], dict[str, Any]]:
     """One function that completes an object for `plan`, written out field by field.
 
     Generated once per plan (the plans of a compiled document are reused), so a list of 20
     tasks costs 20 calls of straight-line code instead of a loop over the plan per object. It
-    does exactly what `_complete` below describes.
+    does exactly what `_complete` below describes; a value of the class a scalar's coercion is
+    known for is coerced inline (`_INLINE`), any other through the coercion.
     """
-    namespace: dict[str, Any] = {"Unplain": _Unplain, "Undefined": Undefined}
+    namespace: dict[str, Any] = {"Unplain": _Unplain, "Undefined": Undefined, "UTC": UTC}
+    inlined = _INLINE_FOR_ORJSON if for_orjson else _INLINE
     lines = ["def complete(source):", "    if source is None:", "        raise Unplain"]
     items = []
     for index, (response_name, attribute, type_name, coerce, non_null) in enumerate(plan):
@@ -108,21 +136,24 @@ def _completer(plan: tuple[PlainField, ...]) -> Callable[[Any], dict[str, Any]]:
         if attribute is None:
             items.append(f"{key}: {type_name!r}")
             continue
+        assert coerce is not None  # a plain field with an attribute is a leaf
         value, out = f"v{index}", f"c{index}"
         namespace[f"coerce{index}"] = coerce
         lines.append(f"    {value} = source.{attribute}")
-        lines.append(f"    if {value} is None or {value} is Undefined:")
+        inline = inlined.get(coerce)
+        if inline is not None:
+            exact, expression = inline
+            namespace[f"type{index}"] = exact
+            # A value of that class is never None: the checks below are for the others.
+            lines.append(f"    if {value}.__class__ is type{index}:")
+            code = expression.format(v=value).replace("coerce(", f"coerce{index}(")
+            lines.append(f"        {out} = {code}")
+            lines.append(f"    elif {value} is None or {value} is Undefined:")
+        else:
+            lines.append(f"    if {value} is None or {value} is Undefined:")
         lines.append("        raise Unplain" if non_null else f"        {out} = None")
         lines.append("    else:")
-        passed = _PASSED_THROUGH.get(_leaf_name(coerce))
-        if passed is not None:
-            namespace[f"type{index}"] = passed
-            lines.append(
-                f"        {out} = {value} if {value}.__class__ is type{index} "
-                f"else coerce{index}({value})"
-            )
-        else:
-            lines.append(f"        {out} = coerce{index}({value})")
+        lines.append(f"        {out} = coerce{index}({value})")
         lines.append(f"        if {out} is None or {out} is Undefined:")
         lines.append("            raise Unplain")
         items.append(f"{key}: {out}")
@@ -130,11 +161,6 @@ def _completer(plan: tuple[PlainField, ...]) -> Callable[[Any], dict[str, Any]]:
     exec("\n".join(lines), namespace)
     complete: Callable[[Any], dict[str, Any]] = namespace["complete"]
     return complete
-
-
-def _leaf_name(coerce: Callable[[Any], Any] | None) -> str | None:
-    owner = getattr(coerce, "__self__", None)
-    return getattr(owner, "name", None)
 
 
 def _complete(plan: tuple[PlainField, ...], source: Any) -> dict[str, Any]:
@@ -304,7 +330,10 @@ def _root_completion(
     ]
     if not all(field is not None for field in fields):
         return None
-    complete_object = _completer(tuple(field for field in fields if field is not None))
+    # Only the compiled path completes with a root plan, and it encodes with orjson.
+    complete_object = _completer(
+        tuple(field for field in fields if field is not None), for_orjson=True
+    )
 
     def complete(value: Any) -> Any:
         if value is None:

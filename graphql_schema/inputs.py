@@ -71,10 +71,17 @@ class TaskOrder:
         return shapes.TaskOrder(field=self.field, direction=self.direction)
 
 
+# The query of a list without arguments, built once: the service never changes a query it is
+# given (it copies one to fold its search).
+_WHOLE_LIST = shapes.TaskListQuery()
+
+
 def list_query(
     filter: TaskFilter | None, order_by: TaskOrder | None, limit: int | None
 ) -> shapes.TaskListQuery:
     """The `tasks` field's arguments as the service's query (`limit` is its page size)."""
+    if not filter and not order_by and (limit is UNSET or limit is None):
+        return _WHOLE_LIST
     task_filter = filter.to_model() if filter else shapes.TaskFilter()
     order = order_by.to_model() if order_by else shapes.TaskOrder()
     try:

@@ -4,6 +4,7 @@ request), and the answer's JSON."""
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -152,4 +153,11 @@ def encode_json(data: object) -> bytes:
     except TypeError:
         # What orjson refuses and the stdlib escapes: a lone surrogate echoed back from the
         # caller's request (e.g. in an error message), an integer past 64 bits.
-        return json.dumps(data, separators=(",", ":")).encode()
+        return json.dumps(data, separators=(",", ":"), default=_isoformat).encode()
+
+
+def _isoformat(value: object) -> str:
+    """What the stdlib cannot encode itself: a datetime the compiled path left for orjson."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -185,18 +185,30 @@ class TaskStore:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[StoreSession]:
-        """A request's session, once a slot is free; closed (so rolled back if left open)."""
-        async with self._admitted():
-            db = StoreSession(self)
-            try:
-                yield db
-            finally:
-                await db.close()
+        """A request's session, once a slot is free; closed (so rolled back if left open).
 
-    @asynccontextmanager
-    async def _admitted(self) -> AsyncIterator[None]:
-        """Hold one of the pool's slots; `in_use` and `waiting` count them (plain integers,
-        published to the metrics by a sampler, not written on every request)."""
+        `in_use` and `waiting` count the slots held and awaited (plain integers, published to
+        the metrics by a sampler, not written on every request).
+        """
+        slots = self._slots
+        if slots.locked():
+            await self._wait_for_slot()
+        else:
+            # A free slot is taken at once (no waiting, so no timeout to arm).
+            await slots.acquire()
+        self.in_use += 1
+        db = StoreSession(self)
+        try:
+            yield db
+        finally:
+            try:
+                await db.close()
+            finally:
+                self.in_use -= 1
+                slots.release()
+
+    async def _wait_for_slot(self) -> None:
+        """Wait in turn for a slot, at most the pool timeout, then DatabaseError."""
         self.waiting += 1
         try:
             async with asyncio.timeout(self._admission_timeout):
@@ -207,12 +219,6 @@ class TaskStore:
             raise DatabaseError("No database connection became free in time") from None
         finally:
             self.waiting -= 1
-        self.in_use += 1
-        try:
-            yield
-        finally:
-            self.in_use -= 1
-            self._slots.release()
 
     def publish_pool_use(self) -> None:
         """Write the pool's use now to the metrics (the sampler and each scrape call this)."""

@@ -12,8 +12,8 @@ the caller gives one. Reads that fail only because their pooled connection had d
 once; writes never are. Keyed (idempotent) creates are in `api.tasks.idempotency`.
 """
 
-import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from uuid import UUID, uuid4
@@ -124,11 +124,9 @@ class TaskService:
         seq = None if after is None else parse_event_id(after, "after")
         return await self.events.subscribe(owner, seq, expires_at)
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[StoreSession]:
+    def session(self) -> AbstractAsyncContextManager[StoreSession]:
         """A request's session: admitted to the pool in turn, closed when the block ends."""
-        async with self.store.session() as db:
-            yield db
+        return self.store.session()
 
     @service_call
     @retried_read
@@ -142,7 +140,9 @@ class TaskService:
         """
         user_id = validate_user_id(user_id)
         query = query or TaskListQuery()
-        query = query.model_copy(update={"filter": query.filter.folded()})
+        folded = query.filter.folded()
+        if folded is not query.filter:
+            query = query.model_copy(update={"filter": folded})
         codec = self.cursors
         async with db.single_statements() as connection:
             after = before = None

@@ -13,6 +13,7 @@
 """
 
 import contextlib
+from collections.abc import Iterable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
@@ -55,7 +56,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large()(scope, receive, send)
             return
@@ -134,15 +135,50 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers.setdefault("X-Frame-Options", "DENY")
-                if private:
-                    headers["Cache-Control"] = "no-store"
+                message["headers"] = _secured(message.get("headers", ()), private)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_FRAMING = (b"x-frame-options", b"DENY")
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _secured(headers: Iterable[tuple[bytes, bytes]], private: bool) -> list[tuple[bytes, bytes]]:
+    """`headers` with nosniff and no-store (when `private`) set, replacing any earlier value in
+    the place of its first occurrence, and X-Frame-Options DENY unless the answer has its own."""
+    secured: list[tuple[bytes, bytes]] = []
+    nosniff = no_store = framed = False
+    for header in headers:
+        name = header[0].lower()
+        if name == b"x-content-type-options":
+            if not nosniff:
+                secured.append(_NOSNIFF)
+                nosniff = True
+        elif private and name == b"cache-control":
+            if not no_store:
+                secured.append(_NO_STORE)
+                no_store = True
+        else:
+            framed = framed or name == b"x-frame-options"
+            secured.append(header)
+    if not nosniff:
+        secured.append(_NOSNIFF)
+    if not framed:
+        secured.append(_NO_FRAMING)
+    if private and not no_store:
+        secured.append(_NO_STORE)
+    return secured
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The request's first `name` header (lower-case, as ASGI gives names), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 class HeadAsGet:

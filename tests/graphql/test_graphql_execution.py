@@ -8,7 +8,8 @@ permissions. The service's own schema is exercised through the app in test_graph
 """
 
 import enum
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ import strawberry
 from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from graphql_schema.execution import PlainFieldsExecutionContext
+from graphql_schema.execution import PlainFieldsExecutionContext, _completer, _plain_field
+from graphql_schema.negotiation import encode_json
 from graphql_schema.schema import schema as task_schema
 
 
@@ -176,3 +178,82 @@ async def test_a_null_in_a_non_null_field_is_graphql_cores_error() -> None:
 
 def test_the_service_schema_uses_the_fast_executor() -> None:
     assert task_schema.execution_context_class is PlainFieldsExecutionContext
+
+
+# --- inline coercions --------------------------------------------------------------------------
+
+EDGE_VALUES: dict[str, list[Any]] = {
+    "id": [uuid.UUID(int=0), uuid.uuid4(), "an-id", 7, 2**70, True, 1.5],
+    "text": ["", "tâche ✓", "\ud800", 3, True, 1.5],
+    "flag": [True, False, 0, 1, "yes", 2.0],
+    "count": [0, -(2**31), 2**31 - 1, 2**31, -(2**31) - 1, True, 3.0, 3.5, "4"],
+    "moment": [
+        datetime(2026, 12, 3, 23, 10, 5, 465248, tzinfo=UTC),
+        datetime(2026, 12, 3, 23, 10, 5, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 12, 3, 23, 10, 5, 1000, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2026, 12, 3, 23, 10, 5),
+    ],
+}
+
+
+@strawberry.type
+class Scalars:
+    id: strawberry.ID
+    text: str
+    flag: bool
+    count: int
+    moment: datetime
+
+
+def _plan() -> tuple[Any, ...]:
+    object_type = strawberry.Schema(query=_ScalarsQuery)._schema.type_map["Scalars"]
+    plan = tuple(_plain_field(object_type, name, name) for name in EDGE_VALUES)
+    assert all(field is not None for field in plan)
+    return plan
+
+
+@strawberry.type
+class _ScalarsQuery:
+    scalars: Scalars
+
+
+def _serialized(plan: tuple[Any, ...], name: str, value: Any) -> bytes:
+    """What the field's own scalar makes of `value`, encoded; b"refused" if it refuses it."""
+    (coerce,) = [field[3] for field in plan if field[0] == name]
+    try:
+        coerced = coerce(value)
+    except Exception:
+        return b"refused"
+    return encode_json(coerced)
+
+
+@pytest.mark.parametrize("for_orjson", [False, True])
+def test_inline_coercions_give_what_the_scalars_give(for_orjson: bool) -> None:
+    """Each value is completed inline or by its scalar exactly as the scalar would serialize it,
+    encoded by the answer's encoder, also when the compiled path leaves UTC datetimes to it."""
+    plan = _plan()
+    complete = _completer(plan, for_orjson=for_orjson)
+    base = {name: values[0] for name, values in EDGE_VALUES.items()}
+    for name, values in EDGE_VALUES.items():
+        for value in values:
+            source = Scalars(**{**base, name: value})  # type: ignore[arg-type]
+            expected = _serialized(plan, name, value)
+            try:
+                answer = encode_json(complete(source)[name])
+            except Exception:
+                answer = b"refused"
+            assert answer == expected, (name, value)
+
+
+def test_orjson_writes_utc_datetimes_as_isoformat_does() -> None:
+    """Why the compiled path may leave UTC datetimes to orjson: over the whole range of years
+    and with and without microseconds, its text is isoformat()'s."""
+    seconds = range(0, int((datetime.max - datetime.min).total_seconds()), 86_399_977)
+    for offset in seconds:
+        for microsecond in (0, 1, 999_999, 120_000):
+            moment = datetime.min.replace(tzinfo=UTC) + timedelta(
+                seconds=offset, microseconds=microsecond
+            )
+            assert encode_json(moment) == f'"{moment.isoformat()}"'.encode()
