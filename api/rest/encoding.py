@@ -7,7 +7,7 @@ the two): the id as text, timestamps in ISO 8601 with their UTC offset.
 """
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,11 +19,17 @@ from api.tasks.shapes import TaskRead, TaskRecord
 JSON = "application/json"
 
 
+def _utc_as_is(moment: datetime) -> datetime | str:
+    """A UTC datetime as it is, for orjson, which writes it exactly as isoformat() does and
+    about ten times faster; any other as isoformat()'s text."""
+    return moment if moment.tzinfo is UTC else moment.isoformat()
+
+
 def _converter(annotation: Any) -> Callable[[Any], Any] | None:
     if annotation is UUID:
         return str
     if annotation is datetime:
-        return datetime.isoformat
+        return _utc_as_is
     return None
 
 

@@ -6,7 +6,7 @@ trip for a 20-row list. For the statements the service runs on every request, `S
 the SQL that SQLAlchemy compiles for them, compiled once per statement (one home for the SQL:
 the statements in `api.storage.statements`), straight to the asyncpg connection beneath the
 pooled SQLAlchemy connection; asyncpg prepares each once per connection and keeps it. Rows come
-back as named tuples of the statement's columns, which read like a task (`row.title`), with the
+back as asyncpg's records, whose columns also read by name like a task's (`row.title`), with the
 same values SQLAlchemy gives (asyncpg's UUIDs, UTC-aware timestamps). SQLAlchemy never begins a
 transaction on such a connection, so each statement is a transaction by itself.
 
@@ -15,8 +15,7 @@ and a statement must run inside SQLAlchemy's transaction) the statements go thro
 """
 
 import functools
-from collections import namedtuple
-from collections.abc import Callable, Iterable
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +33,8 @@ _DIALECT = asyncpg_dialect()
 class _Compiled:
     sql: str
     parameters: tuple[str, ...]
-    # The row type of a statement that returns rows: a named tuple of its columns.
-    row: Callable[[Iterable[Any]], Any] | None
+    # The row type of a statement that returns rows: asyncpg's record, its columns by name too.
+    row: type[asyncpg.Record] | None
 
 
 @functools.cache
@@ -44,11 +43,22 @@ def postgres_sql(statement: Executable) -> _Compiled:
     that order, and its row type; made once per statement (the service's are built once)."""
     compiled = statement.compile(dialect=_DIALECT)
     columns = getattr(statement, "selected_columns", None)
-    row = None
-    if columns is not None:
-        keys = [column.key for column in columns]
-        row = namedtuple("Row", keys, rename=True)._make  # type: ignore[misc]
+    row = None if columns is None else _row_class([column.key for column in columns])
     return _Compiled(str(compiled), tuple(compiled.positiontup or ()), row)
+
+
+def _row_class(keys: list[str | None]) -> type[asyncpg.Record]:
+    """asyncpg's record with each named column also readable by name (`row.title`), as a task
+    is: asyncpg builds it directly, with no copy per row into another type. A column without a
+    name (`count(*)`) is read by its index."""
+    properties: dict[str, Any] = {}
+    for index, key in enumerate(keys):
+        if key is None or not key.isidentifier():
+            continue
+        if hasattr(asyncpg.Record, key) or key in properties:
+            raise ValueError(f"column {key!r} cannot be an attribute of a row")
+        properties[key] = property(operator.itemgetter(index))
+    return type("Row", (asyncpg.Record,), {"__slots__": (), **properties})
 
 
 async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
@@ -71,10 +81,11 @@ async def fetch(
     assert compiled.row is not None, "not a SELECT"
     try:
         driver = await _driver(connection)
-        records = await driver.fetch(compiled.sql, *[values[n] for n in compiled.parameters])
+        return await driver.fetch(
+            compiled.sql, *[values[n] for n in compiled.parameters], record_class=compiled.row
+        )
     except Exception as exc:
         raise await _lost(connection, exc) from exc
-    return [compiled.row(record) for record in records]
 
 
 async def execute(
