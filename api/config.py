@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     # Serve documents seen before from compiled operations, below the framework's routing
     # (graphql_schema/endpoint.py); off, every request takes Strawberry's own path.
     graphql_compiled: bool = True
+    # Answer an ordinary REST list (no query string) or create (a valid JSON task, no
+    # Idempotency-Key) without FastAPI's parameter parsing and dependency solving
+    # (api/rest/routing.py); off, every request takes the routes' own handlers.
+    rest_direct: bool = True
     # Automatic persisted queries (graphql_schema/persisted.py): documents registered by their
     # SHA-256, in the database for every process, at most this many (the oldest go first).
     graphql_persisted_queries: bool = True

@@ -19,6 +19,7 @@ from api.rest import events as event_routes
 from api.rest import health, routes
 from api.rest.errors import add_exception_handlers
 from api.rest.openapi import use_openapi_document
+from api.rest.routing import DirectAnswers
 from api.startup import ReadableStartupFailure, app_or_exit, prepare_database
 from api.storage.documents import DocumentStore
 from api.storage.migrate import upgrade_database
@@ -104,6 +105,8 @@ def create_app(
     # Called by /metrics before it reads the workers' files (api.web.metrics_page).
     app.state.publish_metrics = publish_metrics
     app.state.tasks = tasks
+    # Counted when on, read by the task routes (api.rest.routing); None turns them off.
+    app.state.rest_direct_answers = DirectAnswers() if settings.rest_direct else None
     app.state.events = events
     add_exception_handlers(app)
     # Before the task routes: `/events` is not a task id.

@@ -22,7 +22,7 @@ NOT_JSON = errors.ValidationError(
 )
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     # FastAPI's own rule: application/json or any application/*+json, parameters aside.
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or (
@@ -32,7 +32,7 @@ def _is_json(content_type: str) -> bool:
 
 def _has_body_of_another_type(request: Request, exc: RequestValidationError) -> bool:
     """True when a body failed validation because it was not sent as JSON at all."""
-    if _is_json(request.headers.get("content-type", "")):
+    if is_json(request.headers.get("content-type", "")):
         return False
     return any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()) and isinstance(
         exc.body, bytes

@@ -3,14 +3,26 @@
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import orjson
+import pydantic
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 
 from api.rest import etags
 from api.rest.encoding import task_response, tasks_response
+from api.rest.errors import is_json
 from api.rest.params import IdempotencyKey, IfMatch, TaskIdPath, TaskListParams, UserIdPath
-from api.rest.routing import SessionDep, TaskRoute, TasksDep
+from api.rest.routing import SessionDep, TaskRoute, TasksDep, direct
+from api.storage.store import StoreSession
 from api.tasks import errors
-from api.tasks.shapes import TaskCompletion, TaskCreate, TaskRead, TaskRecord, TaskUpdate
+from api.tasks.service import TaskService
+from api.tasks.shapes import (
+    TaskCompletion,
+    TaskCreate,
+    TaskListQuery,
+    TaskRead,
+    TaskRecord,
+    TaskUpdate,
+)
 from api.web.problems import Problem
 
 # Documented on every route; api.main's OpenAPI hook files them under application/problem+json.
@@ -66,6 +78,13 @@ def _one(task: TaskRecord, status_code: int = 200, **headers: str) -> Response:
     return task_response(task, status_code, {"ETag": etags.etag(task), **headers})
 
 
+async def _list_directly(request: Request, db: StoreSession, tasks: TaskService) -> Response | None:
+    """The list without a query string: every task, oldest first."""
+    if request.scope["query_string"]:
+        return None
+    return await _list(db, tasks, request.path_params["user_id"], None, request)
+
+
 @router.get(
     "",
     response_model=list[TaskRead],
@@ -83,6 +102,7 @@ def _one(task: TaskRecord, status_code: int = 200, **headers: str) -> Response:
         }
     },
 )
+@direct(_list_directly)
 async def list_tasks(
     db: SessionDep,
     tasks: TasksDep,
@@ -90,8 +110,18 @@ async def list_tasks(
     params: Annotated[TaskListParams, Query()],
     request: Request,
 ) -> Response:
+    return await _list(db, tasks, user_id, params.to_query(), request)
+
+
+async def _list(
+    db: StoreSession,
+    tasks: TaskService,
+    user_id: str,
+    query: TaskListQuery | None,
+    request: Request,
+) -> Response:
     try:
-        page = await tasks.list_tasks(db, user_id, params.to_query())
+        page = await tasks.list_tasks(db, user_id, query)
     except errors.ValidationError as exc:
         # The service names the list's cursor by its query's field; here it is `cursor`.
         raise exc.renamed(lambda field: "cursor" if field == "after" else field) from None
@@ -100,6 +130,21 @@ async def list_tasks(
         next_url = request.url.include_query_params(cursor=page.end_cursor)
         headers["Link"] = f'<{next_url}>; rel="next"'
     return tasks_response(page.tasks, headers)
+
+
+async def _create_directly(
+    request: Request, db: StoreSession, tasks: TaskService
+) -> Response | None:
+    """A create whose body is a JSON object that is a valid task, without an Idempotency-Key;
+    anything else is read and refused (or replayed) by the route's own handler."""
+    headers = request.headers
+    if "idempotency-key" in headers or not is_json(headers.get("content-type", "")):
+        return None
+    try:
+        data = TaskCreate.model_validate(orjson.loads(await request.body()))
+    except (orjson.JSONDecodeError, pydantic.ValidationError):
+        return None
+    return await _create(db, tasks, request.path_params["user_id"], data, None)
 
 
 @router.post(
@@ -117,12 +162,23 @@ async def list_tasks(
         },
     },
 )
+@direct(_create_directly)
 async def create_task(
     db: SessionDep,
     tasks: TasksDep,
     user_id: UserIdPath,
     data: TaskCreate,
     idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _create(db, tasks, user_id, data, idempotency_key)
+
+
+async def _create(
+    db: StoreSession,
+    tasks: TaskService,
+    user_id: str,
+    data: TaskCreate,
+    idempotency_key: str | None,
 ) -> Response:
     task = await tasks.create_task(db, user_id, data, idempotency_key)
     location = f"/api/{quote(user_id, safe='')}/tasks/{task.id}"
