@@ -30,10 +30,11 @@ from api.tasks.calls import retried_read, service_call
 from api.tasks.cursors import CursorCodec
 from api.tasks.events import Subscription, TaskEvents, parse_event_id
 from api.tasks.shapes import (
+    STORED_TASK_FIELDS,
+    StoredTask,
     TaskCreate,
     TaskFilter,
     TaskListQuery,
-    TaskRead,
     TaskRecord,
     TaskUpdate,
     UserId,
@@ -218,9 +219,7 @@ class TaskService:
                 await db.execute(connection, statements.INSERT_TASK, values)
             self.events.changed(owner)
             # The values were checked on the way in (TaskCreate) and are now stored as they are.
-            return TaskRead.model_construct(
-                **{name: value for name, value in values.items() if name in TaskRead.model_fields}
-            )
+            return StoredTask(**{name: values[name] for name in STORED_TASK_FIELDS})
         key = idempotency.validate_key(idempotency_key)
 
         def new_task() -> Task:

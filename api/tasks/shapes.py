@@ -168,6 +168,24 @@ class TaskCompletion(SQLModel):
     completed: StrictBool = True
 
 
+@dataclass(frozen=True, slots=True)
+class StoredTask:
+    """A task as the service has just stored it (a TaskRecord): its values were checked on the
+    way in, so it is not validated again (a TaskRead built for it cost a create ~15 µs)."""
+
+    id: UUID
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+STORED_TASK_FIELDS = tuple(StoredTask.__dataclass_fields__)
+
+
 class TaskRead(SQLModel):
     """A task as the REST facade returns it."""
 
