@@ -17,6 +17,7 @@ from sqlalchemy import (
     Insert,
     Integer,
     Select,
+    String,
     Update,
     bindparam,
     case,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -48,6 +50,10 @@ GET_TASK = select(*COLUMNS).where(
     TASKS.c.user_id == bindparam("user_id"), TASKS.c.id == bindparam("task_id")
 )
 PING = select(literal_column("1"))
+# The key cursors are signed with, made by the first migration.
+CURSOR_KEY = text("SELECT value FROM service_secrets WHERE name = 'cursor_key'").columns(
+    value=String
+)
 
 
 def _search_pattern(search: str) -> str:

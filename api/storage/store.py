@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.config import Settings
 from api.observe import metrics
-from api.storage import hot
+from api.storage import hot, statements
 from api.storage.engine import (
     LostConnections,
     create_engine,
@@ -27,6 +27,10 @@ from api.storage.engine import (
 from api.storage.failures import ConnectionLost
 from api.storage.urls import engine_options
 from api.tasks.errors import DatabaseError
+
+# What `StoreSession.single_statements` gives: SQLAlchemy's connection, or one for asyncpg's
+# own statements (api.storage.hot).
+Statements = AsyncConnection | hot.HotConnection
 
 
 class StoreSession:
@@ -49,40 +53,48 @@ class StoreSession:
         return self.store.engine.dialect.name
 
     @asynccontextmanager
-    async def single_statements(self) -> AsyncIterator[AsyncConnection]:
+    async def single_statements(self) -> AsyncIterator[Statements]:
         """A connection for calls whose statements are each complete by themselves.
 
         A SELECT or a plain INSERT is a transaction by itself: run in autocommit it saves the
         BEGIN and COMMIT/ROLLBACK round trips (two of three for a one-statement call), and a
         pooled connection taken directly saves the ORM session's transaction bookkeeping. The
         ORM session holds no connection meanwhile (the service never leaves a transaction open),
-        so a request still uses one at a time. Behind a transaction-mode pooler the statements
-        run in a transaction all the same: outside one, the pooler may send asyncpg's two steps
-        of a statement (prepare, then execute) to two different server connections.
+        so a request still uses one at a time. On a direct PostgreSQL connection the statements
+        go through asyncpg itself (`hot`), on a connection checked out of the same pool. Behind
+        a transaction-mode pooler the statements run in a transaction all the same: outside
+        one, the pooler may send asyncpg's two steps of a statement (prepare, then execute) to
+        two different server connections.
         """
+        if self.store.hot_statements:
+            async with hot.checked_out(self.store.engine) as hot_connection:
+                yield hot_connection
+            return
         async with self.store.engine.connect() as connection:
-            if self.store.hot_statements:
-                # No SQLAlchemy transaction is ever begun for asyncpg's own statements.
-                yield connection
-            elif self.store.behind_pooler:
+            if self.store.behind_pooler:
                 async with connection.begin():
                     yield connection
             else:
                 yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
     async def fetch(
-        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+        self, connection: Statements, statement: Executable, values: dict[str, Any]
     ) -> Sequence[Any]:
         """The rows of a SELECT on a connection from `single_statements`."""
-        if not self.store.hot_statements:
+        if isinstance(connection, AsyncConnection):
             return list((await connection.execute(statement, values)).all())
         if self.store.tracer is not None:
             with traced_hot_statement(self.store.tracer, statement):
                 return await self._hot_fetch(connection, statement, values)
         return await self._hot_fetch(connection, statement, values)
 
+    async def cursor_key(self, connection: Statements) -> str:
+        """The service's cursor key, on a connection from `single_statements`."""
+        (row,) = await self.fetch(connection, statements.CURSOR_KEY, {})
+        return str(row[0])
+
     async def _hot_fetch(
-        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
     ) -> Sequence[Any]:
         try:
             return await hot.fetch(connection, statement, values)
@@ -91,10 +103,10 @@ class StoreSession:
             raise
 
     async def execute(
-        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+        self, connection: Statements, statement: Executable, values: dict[str, Any]
     ) -> None:
         """Run a statement that returns nothing on a connection from `single_statements`."""
-        if not self.store.hot_statements:
+        if isinstance(connection, AsyncConnection):
             await connection.execute(statement, values)
             return
         if self.store.tracer is not None:
@@ -104,7 +116,7 @@ class StoreSession:
         await self._hot_execute(connection, statement, values)
 
     async def _hot_execute(
-        self, connection: AsyncConnection, statement: Executable, values: dict[str, Any]
+        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
     ) -> None:
         try:
             await hot.execute(connection, statement, values)

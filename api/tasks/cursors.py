@@ -13,12 +13,10 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.tasks import errors
 from api.tasks.shapes import Boundary, TaskOrder, TaskOrderField, TaskRecord, TitleKey, fold
@@ -62,18 +60,19 @@ def _title_key(raw_key: Any) -> TitleKey:
     raise _invalid()
 
 
+# Reads the service's cursor key from the database (once per process: the codec keeps it).
+KeyReader = Callable[[], Awaitable[str]]
+
+
 class CursorCodec:
     """Encodes and checks cursors with the service key (fetched once, then kept)."""
 
     def __init__(self, secret: str | None = None) -> None:
         self._key: bytes | None = secret.encode() if secret else None
 
-    async def _get_key(self, connection: AsyncConnection) -> bytes:
+    async def _get_key(self, read_key: KeyReader) -> bytes:
         if self._key is None:
-            row = await connection.execute(
-                text("SELECT value FROM service_secrets WHERE name = 'cursor_key'")
-            )
-            self._key = str(row.scalar_one()).encode()
+            self._key = (await read_key()).encode()
         return self._key
 
     def _mac(self, key: bytes, user_id: str, payload: bytes) -> bytes:
@@ -81,7 +80,7 @@ class CursorCodec:
         return hmac.new(key, message, hashlib.sha256).digest()[:16]
 
     async def encode(
-        self, connection: AsyncConnection, user_id: str, order: TaskOrder, task: TaskRecord
+        self, read_key: KeyReader, user_id: str, order: TaskOrder, task: TaskRecord
     ) -> str:
         key = sort_key(task, order.field)
         fields: list[Any] = [
@@ -91,12 +90,12 @@ class CursorCodec:
             str(task.id),
         ]
         payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
-        mac = self._mac(await self._get_key(connection), user_id, payload)
+        mac = self._mac(await self._get_key(read_key), user_id, payload)
         return f"{_b64encode(payload)}.{_b64encode(mac)}"
 
     async def decode(
         self,
-        connection: AsyncConnection,
+        read_key: KeyReader,
         user_id: str,
         order: TaskOrder,
         cursor: str,
@@ -104,19 +103,19 @@ class CursorCodec:
     ) -> Boundary:
         """The boundary `cursor` names; a ValidationError naming `field` when it is not valid."""
         try:
-            return await self._decode(connection, user_id, order, cursor)
+            return await self._decode(read_key, user_id, order, cursor)
         except errors.ValidationError as exc:
             raise exc.renamed(lambda _: field) from None
 
     async def _decode(
-        self, connection: AsyncConnection, user_id: str, order: TaskOrder, cursor: str
+        self, read_key: KeyReader, user_id: str, order: TaskOrder, cursor: str
     ) -> Boundary:
         try:
             payload_text, mac_text = cursor.split(".")
             payload, mac = _b64decode(payload_text), _b64decode(mac_text)
         except (ValueError, binascii.Error):
             raise _invalid() from None
-        expected = self._mac(await self._get_key(connection), user_id, payload)
+        expected = self._mac(await self._get_key(read_key), user_id, payload)
         if not hmac.compare_digest(mac, expected):
             raise _invalid()
         try:

@@ -12,6 +12,7 @@ the caller gives one. Reads that fail only because their pooled connection had d
 once; writes never are. Keyed (idempotent) creates are in `api.tasks.idempotency`.
 """
 
+import functools
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -146,14 +147,15 @@ class TaskService:
             query = query.model_copy(update={"filter": folded})
         codec = self.cursors
         async with db.single_statements() as connection:
+            read_key = functools.partial(db.cursor_key, connection)
             after = before = None
             if query.after is not None:
                 after = await codec.decode(
-                    connection, user_id, query.order, query.after, field="after"
+                    read_key, user_id, query.order, query.after, field="after"
                 )
             if query.before is not None:
                 before = await codec.decode(
-                    connection, user_id, query.order, query.before, field="before"
+                    read_key, user_id, query.order, query.before, field="before"
                 )
             statement, values = statements.list_statement(user_id, query, after, before)
             tasks: list[TaskRecord] = list(await db.fetch(connection, statement, values))
@@ -167,7 +169,7 @@ class TaskService:
             if backward:
                 tasks.reverse()
             # Inside the block: the first encode may read the cursor key on this connection.
-            cursors = [await codec.encode(connection, user_id, query.order, t) for t in tasks]
+            cursors = [await codec.encode(read_key, user_id, query.order, t) for t in tasks]
         return TaskPage(
             tasks=tasks,
             cursors=cursors,
