@@ -70,7 +70,8 @@ class HotConnection:
 
     Taken with the pool's own checkout and checkin (so its events run: the ping after idle, the
     replacement of connections opened before one was lost) but without the engine's Connection
-    and its async wrapper around it, which cost about a third of a list's database CPU.
+    and its async wrapper around it: in a tight loop, a checkout and return took about 40 µs of
+    CPU this way against about 60 µs through `AsyncEngine.connect()`.
     """
 
     __slots__ = ("driver", "pooled")
