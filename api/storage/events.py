@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import Integer, String, any_, bindparam, delete, exists, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -88,14 +89,56 @@ async def purge_events(store: TaskStore, cutoff: datetime, batch: int) -> int:
     return int(result.rowcount or 0)
 
 
-# One round trip announces every user in the batch (PostgreSQL).
-NOTIFY_MANY = f"SELECT pg_notify('{CHANNEL}', user_id) FROM unnest($1::text[]) AS user_id"
+# One round trip sends every payload of the batch (PostgreSQL).
+NOTIFY_MANY = f"SELECT pg_notify('{CHANNEL}', payload) FROM unnest($1::text[]) AS payload"
+# PostgreSQL refuses a payload of 8,000 bytes or more.
+MAX_PAYLOAD_BYTES = 7_999
 # The most users waiting to be announced; past it they are dropped, and the sweep finds them.
 MAX_PENDING = 100_000
 # The heads of the users a process has subscribers of (PostgreSQL: one array parameter).
 HEADS_OF = select(HEADS.c.user_id, HEADS.c.last_seq).where(
     HEADS.c.user_id == any_(bindparam("user_ids", type_=postgresql.ARRAY(String())))
 )
+
+
+def payloads(user_ids: Sequence[str]) -> list[str]:
+    """The users of one batch as few notification payloads as fit: JSON arrays of user ids.
+
+    One notification names many users, because what a notification costs PostgreSQL and every
+    listening process (its queue entry, a message to each listening connection, the parsing and
+    the callback there) is per notification, not per byte. JSON, because a user id may hold any
+    character but NUL; one is at most 255 characters, so even fully escaped it fits a payload.
+    """
+    chunks: list[str] = []
+    current: list[bytes] = []
+    size = 2  # the brackets
+    for user_id in user_ids:
+        try:
+            encoded = orjson.dumps(user_id)
+        except TypeError:
+            # Not UTF-8 (a lone surrogate): the service refuses such an id, so none was stored.
+            continue
+        if current and size + 1 + len(encoded) > MAX_PAYLOAD_BYTES:
+            chunks.append(b"[" + b",".join(current) + b"]")
+            current, size = [], 2
+        current.append(encoded)
+        size += len(encoded) + (1 if len(current) > 1 else 0)
+    if current:
+        chunks.append(b"[" + b",".join(current) + b"]")
+    return [chunk.decode() for chunk in chunks]
+
+
+def users_of(payload: str) -> list[str]:
+    """The user ids a notification names: a JSON array of them, or (sent by a process of an
+    earlier version, during a rolling upgrade) one user id as it is."""
+    if payload.startswith("["):
+        try:
+            named = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            named = None
+        if isinstance(named, list) and all(isinstance(user_id, str) for user_id in named):
+            return named
+    return [payload]
 
 
 async def heads_of(store: TaskStore, user_ids: Sequence[str]) -> dict[str, int]:
@@ -109,17 +152,20 @@ class Notifications:
 
     It is opened on the direct URL when one is set: a transaction-mode pooler hands each
     transaction to any server connection, so a LISTEN there would hear nothing. `on_event(user_id)`
-    is called for each notification (the payload is the user id only: a notification holds at
-    most 8,000 bytes, and the events themselves are read from the outbox).
+    is called for each user a notification names (its payload is a JSON array of user ids, see
+    `payloads`; the events themselves are read from the outbox).
 
     `announce(user_id)` queues a wake-up for a user whose change has committed; the same
-    connection sends the queued ones, as many as have gathered, in one statement: a NOTIFY after
-    the commit, in a transaction of its own that writes nothing (see migration 0005 for why not
-    inside the writing transaction), and off the request's path. `on_connected(again)` is
-    called after every (re)connection,
-    where `again` means notifications may have been missed meanwhile, so readers catch up from
-    the outbox. A lost connection is reopened with capped, jittered exponential backoff; a ping
-    every `ping_seconds` finds one that died silently.
+    connection sends the queued ones, as many as have gathered, in one statement (usually one
+    notification for them all): a NOTIFY after the commit, in a transaction of its own that
+    writes nothing (see migration 0005 for why not inside the writing transaction), and off the
+    request's path. It sends at most one such NOTIFY every `notify_interval` seconds: each
+    costs PostgreSQL a transaction and wakes every listening process, so under a stream of
+    changes one per interval carries them all; after a quiet interval one goes at once.
+    `on_connected(again)` is called after every (re)connection, where `again` means
+    notifications may have been missed meanwhile, so readers catch up from the outbox. A lost
+    connection is reopened with capped, jittered exponential backoff; a ping every
+    `ping_seconds` finds one that died silently.
     """
 
     def __init__(
@@ -130,6 +176,7 @@ class Notifications:
         on_connected: Callable[[bool], None],
         *,
         ping_seconds: float = 30.0,
+        notify_interval: float = 0.0,
         max_backoff: float = 5.0,
     ) -> None:
         options = engine_options(url, connect_timeout)
@@ -155,6 +202,8 @@ class Notifications:
         self._max_backoff = max_backoff
         self._task: asyncio.Task[None] | None = None
         self._pending: set[str] = set()
+        self._notify_interval = notify_interval
+        self._last_sent = -notify_interval
         self._attention = asyncio.Event()
         self.connected = asyncio.Event()
         self.backend_pid: int | None = None
@@ -177,7 +226,8 @@ class Notifications:
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload:
-            self._on_event(payload)
+            for user_id in users_of(payload):
+                self._on_event(user_id)
 
     async def _run(self) -> None:
         failures = 0
@@ -230,16 +280,23 @@ class Notifications:
         connection is gone."""
         raw = await connection.get_raw_connection()
         driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        loop = asyncio.get_running_loop()
         while True:
             self._attention.clear()
             if lost.is_set() or driver.is_closed():
                 await connection.invalidate()
                 raise ConnectionError("LISTEN connection closed")
             if self._pending:
+                # At most one NOTIFY per interval: under a stream of changes the wake-ups of
+                # an interval go out together; after a quiet interval one goes at once.
+                wait = self._last_sent + self._notify_interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_sent = loop.time()
                 users = list(self._pending)
                 self._pending.clear()
                 try:
-                    await driver.execute(NOTIFY_MANY, users)
+                    await driver.execute(NOTIFY_MANY, payloads(users))
                 except BaseException:
                     self._pending.update(users)
                     raise

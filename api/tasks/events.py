@@ -212,6 +212,7 @@ class TaskEvents:
         listen_url: str | None,
         connect_timeout: float = 5.0,
         sweep_seconds: float = 2.0,
+        notify_interval: float = 0.0,
     ) -> None:
         self.store = store
         self.retention = retention
@@ -228,7 +229,13 @@ class TaskEvents:
         self._sweep_seconds = sweep_seconds
         self._sweeper: asyncio.Task[None] | None = None
         self.notifications = (
-            outbox.Notifications(listen_url, connect_timeout, self.wake, self._reconnected)
+            outbox.Notifications(
+                listen_url,
+                connect_timeout,
+                self.wake,
+                self._reconnected,
+                notify_interval=notify_interval,
+            )
             if listen_url is not None
             else None
         )
@@ -247,6 +254,7 @@ class TaskEvents:
             listen_url=settings.migration_url if postgresql else None,
             connect_timeout=settings.db_connect_timeout,
             sweep_seconds=settings.events_sweep_seconds,
+            notify_interval=settings.events_notify_interval_ms / 1000,
         )
 
     # --- life cycle ------------------------------------------------------------------------
