@@ -98,6 +98,11 @@ def create_app(
         # FastAPI's own pages load their scripts from CDNs; api/web/docs_pages.py serves ours.
         docs_url=None,
         redoc_url=None,
+        # The service traces and counts its requests itself (api.observe, api.web.observation),
+        # with the provider it is given, never OpenTelemetry's global one: FastAPI's own
+        # telemetry would add a second span per request wherever a global provider is set, and
+        # it looks for one on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.verifier = verifier

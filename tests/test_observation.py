@@ -5,7 +5,9 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -403,6 +405,53 @@ class TestTraces:
         assert format(span.context.trace_id, "032x") == trace_id  # type: ignore[union-attr]
         assert span.parent is not None
         assert span.parent.span_id == 0x00F067AA0BA902B7
+
+
+GLOBAL_PROVIDER_SCRIPT = """
+import asyncio, sys
+import httpx
+from asgi_lifespan import LifespanManager
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from api.config import Settings
+from api.main import create_app
+
+spans = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(provider)
+
+async def main() -> None:
+    app = create_app(Settings(_env_file=None, database_url=sys.argv[1]))
+    transport = httpx.ASGITransport(app=app)
+    async with LifespanManager(app), httpx.AsyncClient(
+        transport=transport, base_url="http://test"
+    ) as client:
+        listed = await client.get("/api/alice/tasks")
+        query = {"query": "query Mine { tasks(userId: \\"alice\\") { id } }"}
+        answered = [(await client.post("/graphql", json=query)).status_code for _ in range(2)]
+    print(listed.status_code, *answered, len(spans.get_finished_spans()))
+
+asyncio.run(main())
+"""
+
+
+class TestGlobalProvider:
+    def test_a_global_provider_gets_no_span_of_the_framework(self, database_url: str) -> None:
+        """Traces come from the service's own provider only (none here): a provider set as
+        OpenTelemetry's global one (by an agent, say) gets no second span per request."""
+        finished = subprocess.run(
+            [sys.executable, "-c", GLOBAL_PROVIDER_SCRIPT, database_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "OTEL_SDK_DISABLED": "", "OTEL_TRACES_EXPORTER": "none"},
+        )
+        assert finished.returncode == 0, finished.stderr
+        assert finished.stdout.split() == ["200", "200", "200", "0"]
 
 
 class TestTracingSettings:
