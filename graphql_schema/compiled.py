@@ -115,7 +115,7 @@ def compile_operation(
         # A directive's outcome depends on the variables, so its selections are not planned.
         root=None
         if unsupported.has_directives
-        else plan_root_field(schema._schema, operation, fragments),
+        else plan_root_field(schema._schema, operation, fragments, schema.schema_converter),
     )
 
 

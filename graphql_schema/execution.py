@@ -59,6 +59,8 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.types.base_scalars import isoformat as strawberry_isoformat
 from strawberry.types.field import StrawberryField
 
+from graphql_schema.root_calls import RootCall, root_call
+
 TYPENAME = "__typename"
 
 
@@ -256,9 +258,11 @@ class RootField:
     """The one root field of a compiled operation: what graphql-core would work out per request.
 
     Its resolver is Strawberry's, called as graphql-core's `execute_field` calls it (the same
-    arguments, info and source), so its permission classes and argument conversion all run.
-    `complete` completes an ordinary value (tasks, a task, or null where null is allowed) with the
-    plain-field plan of its selection; None when the selection is not plain.
+    arguments, info and source), so its permission classes and argument conversion all run:
+    through `call` (graphql_schema.root_calls: Strawberry's wrapper's steps, worked out once)
+    when the field has one, else through Strawberry's wrapper itself. `complete` completes an
+    ordinary value (tasks, a task, or null where null is allowed) with the plain-field plan of
+    its selection; None when the selection is not plain.
     """
 
     response_key: str
@@ -267,12 +271,22 @@ class RootField:
     parent_type: GraphQLObjectType
     path: Path
     complete: Callable[[Any], Any] | None
+    call: RootCall | None = None
+
+    @property
+    def resolve(self) -> Callable[..., Any]:
+        """The field's resolver as graphql-core would call it."""
+        if self.call is not None:
+            return self.call
+        assert self.field_def.resolve is not None  # plan_root_field takes fields with one
+        return self.field_def.resolve
 
 
 def plan_root_field(
     schema: GraphQLSchema,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDetails],
+    converter: GraphQLCoreConverter,
 ) -> RootField | None:
     """The plan of `operation`'s root field, when it has exactly one, with a resolver.
 
@@ -295,6 +309,7 @@ def plan_root_field(
         parent_type=parent_type,
         path=Path(None, response_key, parent_type.name),
         complete=_root_completion(schema, operation, fragments, field_def.type, node),
+        call=root_call(field_def, converter),
     )
 
 
@@ -399,9 +414,8 @@ async def execute_root_field(
         )
     except Exception:
         return None
-    assert field_def.resolve is not None  # plan_root_field takes fields with a resolver only
     try:
-        value = field_def.resolve(executor.root_value, info, **arguments)
+        value = root.resolve(executor.root_value, info, **arguments)
         if executor.is_awaitable(value):
             value = await value
     except Exception as error:
