@@ -37,4 +37,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 # `python -m api.startup`: it checks the settings and the database and migrates (under an
 # advisory lock, as each worker's start-up does too), and a bad setting ends the container with
 # one line and exit code 3, which uvicorn's supervisor would turn into 0.
-CMD ["sh", "-c", "python -m api.startup && exec uvicorn api.main:app --workers 2 --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false --no-access-log --timeout-graceful-shutdown 20 --proxy-headers --forwarded-allow-ips '*'"]
+CMD ["sh", "-c", "python -m api.startup && exec python -m api.serve --workers 2 --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false --no-access-log --timeout-graceful-shutdown 20 --proxy-headers --forwarded-allow-ips '*'"]

@@ -407,13 +407,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The README's production command: `python -m api.serve ... --workers N` (or, as before,
+# `uvicorn api.main:app ... --workers N`).
+PRODUCTION_COMMAND = re.compile(r"^\S*(python3? -m api\.serve|uvicorn api\.main:app)\b.*--workers")
+
+
 def readme_server_command() -> list[str]:
-    """The production command the README gives (`... uvicorn api.main:app ... --workers N`)."""
+    """The production command the README gives."""
     readme = (ROOT / "README.md").read_text()
     for line in readme.splitlines():
-        if re.match(r"^\S*uvicorn api\.main:app\b.*--workers", line.strip()):
+        if PRODUCTION_COMMAND.match(line.strip()):
             return shlex.split(line.strip())
-    sys.exit("README.md has no production command (`uvicorn api.main:app ... --workers N`)")
+    sys.exit("README.md has no production command (`python -m api.serve ... --workers N`)")
 
 
 def service_command(port: int, workers: int | None = None) -> list[str]:
@@ -422,10 +427,14 @@ def service_command(port: int, workers: int | None = None) -> list[str]:
     With `workers`, its `--workers` is that many instead (everything else stays).
     """
     words = readme_server_command()
+    # What runs, on this interpreter: `-m api.serve`, or uvicorn with its app.
+    runs, first = (
+        (["-m", "api.serve"], 3) if words[1:3] == ["-m", "api.serve"] else (["-m", "uvicorn"], 1)
+    )
     replaced = {"--host", "--port"} | ({"--workers"} if workers is not None else set())
     arguments: list[str] = []
     skip = False
-    for index, word in enumerate(words[1:], start=1):
+    for index, word in enumerate(words[first:], start=first):
         if skip:
             skip = False
             continue
@@ -439,8 +448,7 @@ def service_command(port: int, workers: int | None = None) -> list[str]:
         arguments += ["--workers", str(workers)]
     return [
         sys.executable,
-        "-m",
-        "uvicorn",
+        *runs,
         *arguments,
         "--host",
         "127.0.0.1",

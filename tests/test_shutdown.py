@@ -1,6 +1,7 @@
 """Graceful shutdown: a real uvicorn on 127.0.0.1 finishes the request in flight on SIGTERM."""
 
 import asyncio
+import itertools
 import os
 import re
 import signal
@@ -38,11 +39,12 @@ class Server:
                 self.lines.append(raw.decode(errors="replace").rstrip())
                 self._new_line.notify_all()
 
-    async def wait_for_line(self, pattern: str) -> re.Match[str]:
-        """The first logged line matching `pattern`, once uvicorn has logged it."""
+    async def wait_for_line(self, pattern: str, count: int = 1) -> re.Match[str]:
+        """The `count`-th logged line matching `pattern`, once uvicorn has logged it."""
 
         def found() -> re.Match[str] | None:
-            return next((m for line in self.lines if (m := re.search(pattern, line))), None)
+            matches = (m for line in self.lines if (m := re.search(pattern, line)))
+            return next(itertools.islice(matches, count - 1, None), None)
 
         async with asyncio.timeout(STEP_TIMEOUT), self._new_line:
             await self._new_line.wait_for(lambda: found() is not None or self._reader.done())
@@ -57,29 +59,31 @@ class Server:
         await self._reader
 
 
-@pytest.fixture
-async def server(postgres_url: str, tmp_path: Path) -> AsyncIterator[Server]:
-    """`uvicorn api.main:app` as the README runs it, on a free port of 127.0.0.1."""
-    await reset_postgres(postgres_url)
-    environment = {
-        **os.environ,
-        "DATABASE_URL": postgres_url,
-        "PYTHONPATH": str(ROOT),
-    }
+async def start_server(database_url: str, directory: Path, *options: str) -> Server:
+    """The server as the README runs it (`python -m api.serve`) on 127.0.0.1, with `options`,
+    in `directory` (so no .env file of the working tree applies), in a process group of its own
+    (its workers, if any, are in it too)."""
+    environment = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "uvicorn",
-        "api.main:app",
+        "api.serve",
         "--host",
         "127.0.0.1",
-        "--port",
-        "0",
-        cwd=tmp_path,  # no .env file from the working tree
+        *options,
+        cwd=directory,
         env=environment,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
-    running = Server(process)
+    return Server(process)
+
+
+@pytest.fixture
+async def server(postgres_url: str, tmp_path: Path) -> AsyncIterator[Server]:
+    """The server as the README runs it, one worker, on a free port of 127.0.0.1."""
+    await reset_postgres(postgres_url)
+    running = await start_server(postgres_url, tmp_path, "--port", "0")
     try:
         yield running
     finally:
