@@ -6,6 +6,7 @@ from urllib.parse import quote
 import orjson
 import pydantic
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from starlette.requests import ClientDisconnect
 
 from api.rest import etags
 from api.rest.encoding import task_response, tasks_response
@@ -142,7 +143,8 @@ async def _create_directly(
         return None
     try:
         data = TaskCreate.model_validate(orjson.loads(await request.body()))
-    except (orjson.JSONDecodeError, pydantic.ValidationError):
+    except (orjson.JSONDecodeError, pydantic.ValidationError, ClientDisconnect):
+        # A client gone before its body was read too: the route's handler answers it as always.
         return None
     return await _create(db, tasks, request.path_params["user_id"], data, None)
 

@@ -196,3 +196,56 @@ async def test_a_json_media_type_with_parameters_or_a_suffix_is_answered_directl
         assert answer.status_code == 201
         assert UUID.fullmatch(answer.json()["id"])
     assert faces.answers.direct == before + 2
+
+
+async def _create_from_a_client_gone(app: Any) -> tuple[int, bytes]:
+    """A JSON create whose client disconnects before its body is read: (status, body) sent."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/alice/tasks",
+        "raw_path": b"/api/alice/tasks",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"x-request-id", REQUEST_ID.encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, body
+
+
+async def test_a_client_gone_before_its_body_is_answered_as_the_route_does(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No error logged, nothing created: the route's own handler answers, as without the direct
+    handlers."""
+    answers = []
+    for direct in (True, False):
+        app = create_app(make_settings(database_url, rest_direct=direct))
+        async with LifespanManager(app) as manager:
+            caplog.clear()
+            answers.append(await _create_from_a_client_gone(manager.app))
+            assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+            async with client_for(app) as client:
+                listed = await client.get("/api/alice/tasks")
+            assert listed.json() == []
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 400
