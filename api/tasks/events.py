@@ -437,7 +437,11 @@ class TaskEvents:
 
     async def _sweep_forever(self) -> None:
         await _every(
-            self._sweep_seconds, self.sweep, "sweep", "%d users had events no NOTIFY announced"
+            self._sweep_seconds,
+            self.sweep,
+            "sweep",
+            # No NOTIFY came for them, or theirs is still waiting out its interval.
+            "%d users had events no NOTIFY had announced yet",
         )
 
     async def _purge_forever(self) -> None:
