@@ -59,7 +59,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.types.base_scalars import isoformat as strawberry_isoformat
 from strawberry.types.field import StrawberryField
 
-from graphql_schema.root_calls import RootCall, root_call
+from graphql_schema.root_calls import root_call
 
 TYPENAME = "__typename"
 
@@ -259,10 +259,10 @@ class RootField:
 
     Its resolver is Strawberry's, called as graphql-core's `execute_field` calls it (the same
     arguments, info and source), so its permission classes and argument conversion all run:
-    through `call` (graphql_schema.root_calls: Strawberry's wrapper's steps, worked out once)
-    when the field has one, else through Strawberry's wrapper itself. `complete` completes an
-    ordinary value (tasks, a task, or null where null is allowed) with the plain-field plan of
-    its selection; None when the selection is not plain.
+    through `resolve`: the field's `RootCall` (graphql_schema.root_calls: Strawberry's
+    wrapper's steps, worked out once) when it has one, else Strawberry's wrapper itself.
+    `complete` completes an ordinary value (tasks, a task, or null where null is allowed) with
+    the plain-field plan of its selection; None when the selection is not plain.
     """
 
     response_key: str
@@ -271,15 +271,8 @@ class RootField:
     parent_type: GraphQLObjectType
     path: Path
     complete: Callable[[Any], Any] | None
-    call: RootCall | None = None
-
-    @property
-    def resolve(self) -> Callable[..., Any]:
-        """The field's resolver as graphql-core would call it."""
-        if self.call is not None:
-            return self.call
-        assert self.field_def.resolve is not None  # plan_root_field takes fields with one
-        return self.field_def.resolve
+    # The field's resolver as graphql-core would call it: its `RootCall`, or Strawberry's own.
+    resolve: Callable[..., Any]
 
 
 def plan_root_field(
@@ -309,7 +302,7 @@ def plan_root_field(
         parent_type=parent_type,
         path=Path(None, response_key, parent_type.name),
         complete=_root_completion(schema, operation, fragments, field_def.type, node),
-        call=root_call(field_def, converter),
+        resolve=root_call(field_def, converter) or field_def.resolve,
     )
 
 

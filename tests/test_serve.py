@@ -6,9 +6,7 @@ the balancing applies).
 """
 
 import asyncio
-import contextlib
 import os
-import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -30,14 +28,6 @@ CONNECTIONS = 16
 LISTEN, ESTABLISHED = "0A", "01"
 
 
-async def stop(server: Server) -> None:
-    """The supervisor and its workers, killed: a killed supervisor leaves its workers running,
-    holding the log's pipe open."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGKILL)
-    await server.stop()
-
-
 @pytest.fixture
 async def served(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server, int]]:
     """The README's production server with two workers, on a port the system chose; its
@@ -50,7 +40,7 @@ async def served(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Serve
         await server.wait_for_line("Application startup complete", count=WORKERS)
         yield server, int(address.group(1))
     finally:
-        await stop(server)
+        await server.stop()
 
 
 def workers_of(pid: int) -> list[int]:
@@ -142,7 +132,7 @@ async def test_a_port_already_taken_stops_the_server_at_once(
             status = await asyncio.wait_for(server.process.wait(), STEP_TIMEOUT)
             await server.wait_for_line("Address already in use")
         finally:
-            await stop(server)
+            await server.stop()
     # uvicorn's code for a failed start-up, before any worker was started.
     assert status == 3
     assert not [line for line in server.lines if "Started server process" in line]

@@ -1,6 +1,7 @@
 """Graceful shutdown: a real uvicorn on 127.0.0.1 finishes the request in flight on SIGTERM."""
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -53,9 +54,13 @@ class Server:
         return match
 
     async def stop(self) -> None:
+        """The process killed, and its workers when it leads a process group (`start_server`):
+        a killed supervisor would leave them running, holding the log's pipe open."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         if self.process.returncode is None:
             self.process.kill()
-            await self.process.wait()
+        await self.process.wait()
         await self._reader
 
 
