@@ -42,6 +42,7 @@ from strawberry.schema.schema import validate_document
 
 from graphql_schema.execution import RootField, plan_root_field
 from graphql_schema.schema import TaskSchema
+from graphql_schema.variables import OperationVariables
 
 # The directives a compiled document may use: both are evaluated by graphql-core per request.
 _RUNTIME_DIRECTIVES = frozenset({"skip", "include"})
@@ -56,6 +57,8 @@ class CompiledOperation:
     operation: OperationDefinitionNode
     fragment_definitions: dict[str, FragmentDefinitionNode]
     fragments: dict[str, FragmentDetails]
+    # Its variables' signatures, worked out once (graphql_schema.variables).
+    variables: OperationVariables
     # How the operation's one root field runs and completes, when it has exactly one and no
     # directive anywhere (graphql_schema.execution); None: graphql-core's executor runs it all.
     root: RootField | None = None
@@ -112,6 +115,7 @@ def compile_operation(
         operation=operation,
         fragment_definitions=fragment_definitions,
         fragments=fragments,
+        variables=OperationVariables(schema._schema, operation.variable_definitions or ()),
         # A directive's outcome depends on the variables, so its selections are not planned.
         root=None
         if unsupported.has_directives

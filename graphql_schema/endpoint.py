@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from graphql import ExecutionResult, MiddlewareManager, get_variable_values
+from graphql import ExecutionResult, MiddlewareManager
 from graphql.execution import default_field_resolver, default_type_resolver
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
@@ -170,12 +170,7 @@ class GraphQLEndpoint:
                 authorize(caller, user_id)
         except TaskAPIError:
             raise _Delegate from None
-        variable_values = get_variable_values(
-            self.schema._schema,
-            operation.operation.variable_definitions or (),
-            request.variables or {},
-            max_errors=MAX_COERCION_ERRORS,
-        )
+        variable_values = operation.variables.coerce(request.variables or {}, MAX_COERCION_ERRORS)
         if isinstance(variable_values, list):
             raise _Delegate  # the framework reports the coercion errors
         async with request_context(None, self.tasks, caller) as context:
