@@ -34,8 +34,9 @@ class _BodyTooLarge(Exception):
 class BodySizeLimit:
     """Answers 413 (problem+json, PayloadTooLargeError) to a body over `max_bytes`.
 
-    A declared Content-Length over the limit is refused before a byte is read. A body without
-    one (chunked) is counted as it streams, and the chunk that passes the limit is never handed
+    A declared Content-Length over the limit is refused before a byte is read; one within it
+    needs nothing more (the server reads no further than it). A body without one (chunked) is
+    counted as it streams, and the chunk that passes the limit is never handed
     on: the app's read fails, and whatever it answers is replaced by the 413, unless it had
     already started answering. `Connection: close` tells the client the rest will not be read.
     """
@@ -56,10 +57,17 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large()(scope, receive, send)
-            return
+        declared, chunked = _declared_length(scope)
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            if not chunked:
+                # The server reads a body of a declared length and no more (RFC 9112 6.3: the
+                # rest would be the next request), so this one cannot pass the limit: nothing
+                # to count, and the app gets the server's own receive and send.
+                await self.app(scope, receive, send)
+                return
 
         received = 0
         exceeded = False
@@ -173,12 +181,18 @@ def _secured(headers: Iterable[tuple[bytes, bytes]], private: bool) -> list[tupl
     return secured
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    """The request's first `name` header (lower-case, as ASGI gives names), or None."""
+def _declared_length(scope: Scope) -> tuple[str | None, bool]:
+    """The request's Content-Length, and whether it has a Transfer-Encoding too (which then
+    frames the body instead, RFC 9112 6.3), in one pass over the headers."""
+    length = None
+    encoded = False
     for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+        if key == b"content-length":
+            if length is None:
+                length = value.decode("latin-1")
+        elif key == b"transfer-encoding":
+            encoded = True
+    return length, encoded
 
 
 class HeadAsGet:
