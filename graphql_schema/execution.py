@@ -95,25 +95,32 @@ def _plain_field(
     return (response_name, definition.python_name, "", leaf_type.coerce_output_value, non_null)
 
 
-# Leaf coercions whose outcome for a value of one exact Python class is known: such a value is
+# Leaf coercions whose outcome is known for the values a check picks out: such a value is
 # coerced inline by the expression (`{v}` is the value), skipping the call; any other value goes
 # through the coercion itself. Each gives exactly what the coercion gives: graphql-core's String
-# and Boolean return a str or a bool unchanged, ID a UUID's str() (it is not a builtin), Int an
-# int within 32 bits unchanged (a larger one goes to the coercion, which refuses it); Strawberry's
-# DateTime calls the value's isoformat().
-_INLINE: dict[Callable[[Any], Any], tuple[type, str]] = {
-    GraphQLString.serialize: (str, "{v}"),
-    GraphQLBoolean.serialize: (bool, "{v}"),
-    GraphQLID.serialize: (UUID, "str({v})"),
-    GraphQLInt.serialize: (int, "{v} if -2147483648 <= {v} <= 2147483647 else coerce({v})"),
-    strawberry_isoformat: (datetime, "{v}.isoformat()"),
+# and Boolean return a str or a bool unchanged, ID the str() of any UUID (uuid's own, or
+# asyncpg's subclass of it, which the database's rows hold: neither is a builtin), Int an int
+# within 32 bits unchanged (a larger one goes to the coercion, which refuses it); Strawberry's
+# DateTime calls the value's isoformat(). No check lets None through.
+_INLINE: dict[Callable[[Any], Any], tuple[str, str]] = {
+    GraphQLString.serialize: ("{v}.__class__ is str", "{v}"),
+    GraphQLBoolean.serialize: ("{v}.__class__ is bool", "{v}"),
+    GraphQLID.serialize: ("isinstance({v}, UUID)", "str({v})"),
+    GraphQLInt.serialize: (
+        "{v}.__class__ is int",
+        "{v} if -2147483648 <= {v} <= 2147483647 else coerce({v})",
+    ),
+    strawberry_isoformat: ("{v}.__class__ is datetime", "{v}.isoformat()"),
 }
 # For an answer that orjson encodes (the compiled path's): a UTC datetime is left as it is, since
 # orjson writes it exactly as isoformat() does (tests/graphql/test_compiled.py checks this) about
 # ten times faster; a datetime in any other zone is coerced as above.
 _INLINE_FOR_ORJSON = {
     **_INLINE,
-    strawberry_isoformat: (datetime, "{v} if {v}.tzinfo is UTC else {v}.isoformat()"),
+    strawberry_isoformat: (
+        "{v}.__class__ is datetime",
+        "{v} if {v}.tzinfo is UTC else {v}.isoformat()",
+    ),
 }
 
 
@@ -129,7 +136,13 @@ def _completer(
     does exactly what `_complete` below describes; a value of the class a scalar's coercion is
     known for is coerced inline (`_INLINE`), any other through the coercion.
     """
-    namespace: dict[str, Any] = {"Unplain": _Unplain, "Undefined": Undefined, "UTC": UTC}
+    namespace: dict[str, Any] = {
+        "Unplain": _Unplain,
+        "Undefined": Undefined,
+        "UTC": UTC,
+        "UUID": UUID,
+        "datetime": datetime,
+    }
     inlined = _INLINE_FOR_ORJSON if for_orjson else _INLINE
     lines = ["def complete(source):", "    if source is None:", "        raise Unplain"]
     items = []
@@ -144,10 +157,9 @@ def _completer(
         lines.append(f"    {value} = source.{attribute}")
         inline = inlined.get(coerce)
         if inline is not None:
-            exact, expression = inline
-            namespace[f"type{index}"] = exact
-            # A value of that class is never None: the checks below are for the others.
-            lines.append(f"    if {value}.__class__ is type{index}:")
+            check, expression = inline
+            # A value the check picks out is never None: the checks below are for the others.
+            lines.append(f"    if {check.format(v=value)}:")
             code = expression.format(v=value).replace("coerce(", f"coerce{index}(")
             lines.append(f"        {out} = {code}")
             lines.append(f"    elif {value} is None or {value} is Undefined:")

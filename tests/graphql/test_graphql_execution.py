@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 import strawberry
+from asyncpg.pgproto import pgproto
+from graphql import GraphQLID
 from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from graphql_schema import execution
 from graphql_schema.execution import PlainFieldsExecutionContext, _completer, _plain_field
 from graphql_schema.negotiation import encode_json
 from graphql_schema.schema import schema as task_schema
@@ -182,8 +185,10 @@ def test_the_service_schema_uses_the_fast_executor() -> None:
 
 # --- inline coercions --------------------------------------------------------------------------
 
+# A UUID as the database's rows hold it: asyncpg's own subclass of uuid.UUID.
+DATABASE_UUID = pgproto.UUID("6f1c2a9e-0b7d-4c1e-9a53-2d8e4f7b1c90")
 EDGE_VALUES: dict[str, list[Any]] = {
-    "id": [uuid.UUID(int=0), uuid.uuid4(), "an-id", 7, 2**70, True, 1.5],
+    "id": [uuid.UUID(int=0), uuid.uuid4(), DATABASE_UUID, "an-id", 7, 2**70, True, 1.5],
     "text": ["", "tâche ✓", "\ud800", 3, True, 1.5],
     "flag": [True, False, 0, 1, "yes", 2.0],
     "count": [0, -(2**31), 2**31 - 1, 2**31, -(2**31) - 1, True, 3.0, 3.5, "4"],
@@ -245,6 +250,23 @@ def test_inline_coercions_give_what_the_scalars_give(for_orjson: bool) -> None:
             except Exception:
                 answer = b"refused"
             assert answer == expected, (name, value)
+
+
+def test_ids_of_the_database_are_completed_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows' UUIDs (asyncpg's class) never reach the ID scalar's call: with the ID's inline
+    coercion in front of a coercion that refuses everything, they are still completed, as
+    their str()."""
+
+    def refuse(value: Any) -> Any:
+        raise AssertionError(f"the ID scalar was called for {value!r}")
+
+    inline_id = execution._INLINE[GraphQLID.serialize]
+    monkeypatch.setitem(execution._INLINE_FOR_ORJSON, refuse, inline_id)
+    plan = tuple((*field[:3], refuse, field[4]) if field[0] == "id" else field for field in _plan())
+    base = {name: values[0] for name, values in EDGE_VALUES.items()}
+    for value in (DATABASE_UUID, uuid.UUID(int=3)):
+        completed = _completer(plan, for_orjson=True)(Scalars(**{**base, "id": value}))
+        assert completed["id"] == str(value)
 
 
 def test_orjson_writes_utc_datetimes_as_isoformat_does() -> None:
