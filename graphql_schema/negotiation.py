@@ -2,6 +2,7 @@
 the body's media type, the request parameters (checked the way the spec defines a well-formed
 request), and the answer's JSON."""
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -38,6 +39,9 @@ def _media_ranges(header: str) -> list[tuple[str, float]]:
     return ranges
 
 
+# Clients send the same few headers again and again: each outcome is kept (bounded, so that a
+# flood of odd headers costs nothing lasting). A refusal raises, and is never kept.
+@functools.lru_cache(maxsize=256)
 def negotiate(accept: str | None) -> str | None:
     """The media type to answer in, for an `Accept` header; None when none offered is acceptable.
 
@@ -73,6 +77,7 @@ def prefers_html(accept: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def check_content_type(content_type: str | None) -> None:
     """A POST body must be JSON in UTF-8, the one request encoding the spec requires."""
     if content_type is None:
