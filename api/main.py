@@ -17,6 +17,7 @@ from api.config import Settings
 from api.observe import metrics, tracing
 from api.rest import events as event_routes
 from api.rest import health, routes
+from api.rest.endpoint import RestEndpoint
 from api.rest.errors import add_exception_handlers
 from api.rest.openapi import use_openapi_document
 from api.rest.routing import DirectAnswers
@@ -136,8 +137,12 @@ def create_app(
     mount_assets(app)
     use_openapi_document(app, settings)
     # The last added runs first: HEAD as GET, the request's id, metrics and span, headers on
-    # every answer, then CORS, then the body limit, then compiled GraphQL operations, in front
-    # of the framework's routing.
+    # every answer, then CORS, then the body limit, then compiled GraphQL operations and the
+    # ordinary REST lists and creates, in front of the framework's routing.
+    if app.state.rest_direct_answers is not None:
+        app.add_middleware(
+            RestEndpoint, routes=routes.router.routes, answers=app.state.rest_direct_answers
+        )
     if settings.graphql_compiled:
         app.state.graphql_answers = AnswerCounts()
         app.add_middleware(

@@ -57,11 +57,21 @@ def direct(handler: DirectHandler) -> Callable[[E], E]:
     return mark
 
 
+def direct_handler_of(route: object) -> DirectHandler | None:
+    """The direct handler of a route with a session, if its endpoint is marked with one."""
+    if not isinstance(route, SessionRoute):
+        return None
+    handler: DirectHandler | None = getattr(route.endpoint, _DIRECT, None)
+    return handler
+
+
 @dataclass
 class DirectAnswers:
-    """How many requests the direct handlers answered (tests read them)."""
+    """How many requests the direct handlers answered, and how many of those in front of the
+    routing (api.rest.endpoint); tests read them."""
 
     direct: int = 0
+    before_routing: int = 0
 
 
 class SessionRoute(APIRoute):
@@ -75,7 +85,7 @@ class SessionRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
-        direct_handler: DirectHandler | None = getattr(self.endpoint, _DIRECT, None)
+        direct_handler = direct_handler_of(self)
 
         async def handle_with_session(request: Request) -> Response:
             tasks = tasks_of(request)

@@ -4,7 +4,8 @@ api.rest.routing lets an ordinary list or create skip FastAPI's parameter parsin
 solving. These tests send the same requests to an app with the direct handlers and to one
 without (`rest_direct=False`), over the same database, and compare the answers: status, headers
 and body (a create's new id and timestamps aside). They also fail when an ordinary list or create
-stops being answered directly, and when a request that is not ordinary is.
+stops being answered directly, or in front of the routing (api.rest.endpoint), and when a
+request that is not ordinary is.
 """
 
 import json
@@ -54,6 +55,16 @@ async def faces(database_url: str) -> AsyncIterator[Faces]:
         yield Faces(direct, routed, direct_app.state.rest_direct_answers)
 
 
+def counts(faces: Faces) -> tuple[int, int]:
+    """Requests answered by a direct handler, and requests answered before the routing."""
+    return faces.answers.direct, faces.answers.before_routing
+
+
+def plus(before: tuple[int, int], answered: int) -> tuple[int, int]:
+    """`answered` more answered directly, all of them in front of the routing."""
+    return before[0] + answered, before[1] + answered
+
+
 def _headers(response: httpx.Response) -> list[tuple[str, str]]:
     return response.headers.multi_items()
 
@@ -68,22 +79,37 @@ def assert_same(answer: httpx.Response, expected: httpx.Response, sent: object) 
 
 @pytest.mark.parametrize("user_id", ["alice", "nobody-yet", "caf%C3%A9", "a%20b", ".hidden"])
 async def test_a_list_answers_as_the_route_does(faces: Faces, user_id: str) -> None:
-    before = faces.answers.direct
+    before = counts(faces)
     answer = await faces.direct.get(f"/api/{user_id}/tasks")
     expected = await faces.routed.get(f"/api/{user_id}/tasks")
     assert_same(answer, expected, user_id)
-    assert faces.answers.direct == before + 1
+    assert counts(faces) == plus(before, 1)
 
 
 @pytest.mark.parametrize(
     "query", ["limit=1", "completed=true", "sort=-title", "limit=0", "cursor=x", "unknown=1"]
 )
 async def test_a_list_with_a_query_is_left_to_the_route(faces: Faces, query: str) -> None:
-    before = faces.answers.direct
+    before = counts(faces)
     answer = await faces.direct.get(f"/api/alice/tasks?{query}")
     expected = await faces.routed.get(f"/api/alice/tasks?{query}")
     assert_same(answer, expected, query)
-    assert faces.answers.direct == before
+    assert counts(faces) == before
+
+
+@pytest.mark.parametrize(("method", "body"), [("GET", None), ("POST", {"title": "t"})])
+async def test_a_service_error_is_answered_as_the_route_answers_it(
+    faces: Faces, method: str, body: Any
+) -> None:
+    """A user id the service refuses: the app's own exception handler answers, in front of the
+    routing as behind it."""
+    before = counts(faces)
+    path = f"/api/{'x' * 256}/tasks"
+    answer = await faces.direct.request(method, path, json=body)
+    expected = await faces.routed.request(method, path, json=body)
+    assert answer.status_code == 400
+    assert_same(answer, expected, method)
+    assert counts(faces) == (before[0], before[1] + 1)
 
 
 async def test_a_head_of_the_list_answers_as_the_route_does(faces: Faces) -> None:
@@ -129,12 +155,12 @@ INVALID_BODIES: list[Any] = [
 
 @pytest.mark.parametrize("task", VALID_TASKS)
 async def test_a_create_answers_as_the_route_does(faces: Faces, task: dict[str, Any]) -> None:
-    before = faces.answers.direct
+    before = counts(faces)
     answer = await faces.direct.post("/api/carol/tasks", json=task)
     expected = await faces.routed.post("/api/carol/tasks", json=task)
     assert answer.status_code == 201, answer.text
     assert _without_new_task_values(answer) == _without_new_task_values(expected)
-    assert faces.answers.direct == before + 1
+    assert counts(faces) == plus(before, 1)
     # What the direct create stored is what the route's create stored.
     listed = (await faces.routed.get("/api/carol/tasks")).json()
     assert [t for t in listed if t["id"] == answer.json()["id"]] == [answer.json()]
@@ -144,11 +170,11 @@ async def test_a_create_answers_as_the_route_does(faces: Faces, task: dict[str, 
 async def test_a_create_that_is_not_a_valid_task_is_left_to_the_route(
     faces: Faces, body: Any
 ) -> None:
-    before = faces.answers.direct
+    before = counts(faces)
     answer = await faces.direct.post("/api/carol/tasks", json=body)
     expected = await faces.routed.post("/api/carol/tasks", json=body)
     assert_same(answer, expected, body)
-    assert faces.answers.direct == before
+    assert counts(faces) == before
     assert (await faces.direct.get("/api/carol/tasks")).json() == []
 
 
@@ -167,35 +193,35 @@ async def test_a_create_that_is_not_a_valid_task_is_left_to_the_route(
 async def test_a_body_that_is_not_plain_json_is_left_to_the_route(
     faces: Faces, content: bytes, content_type: str
 ) -> None:
-    before = faces.answers.direct
+    before = counts(faces)
     headers = {"content-type": content_type}
     answer = await faces.direct.post("/api/carol/tasks", content=content, headers=headers)
     expected = await faces.routed.post("/api/carol/tasks", content=content, headers=headers)
     assert _without_new_task_values(answer) == _without_new_task_values(expected), content
-    assert faces.answers.direct == before
+    assert counts(faces) == before
 
 
 async def test_a_create_with_an_idempotency_key_is_left_to_the_route(faces: Faces) -> None:
-    before = faces.answers.direct
+    before = counts(faces)
     headers = {"Idempotency-Key": "key-1"}
     first = await faces.direct.post("/api/carol/tasks", json={"title": "t"}, headers=headers)
     again = await faces.direct.post("/api/carol/tasks", json={"title": "t"}, headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
-    assert faces.answers.direct == before
+    assert counts(faces) == before
 
 
 async def test_a_json_media_type_with_parameters_or_a_suffix_is_answered_directly(
     faces: Faces,
 ) -> None:
-    before = faces.answers.direct
+    before = counts(faces)
     for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
         answer = await faces.direct.post(
             "/api/carol/tasks", content=b'{"title": "t"}', headers={"content-type": content_type}
         )
         assert answer.status_code == 201
         assert UUID.fullmatch(answer.json()["id"])
-    assert faces.answers.direct == before + 2
+    assert counts(faces) == plus(before, 2)
 
 
 async def _create_from_a_client_gone(app: Any) -> tuple[int, bytes]:
