@@ -14,6 +14,7 @@ refuses, before anything has run.
 from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,7 +23,7 @@ from api.rest.routing import DirectAnswers, DirectHandler, OwnerRoute, direct_ha
 from api.tasks.errors import TaskAPIError
 from api.web.authentication import authenticate
 
-ExceptionHandler = Callable[[Request, Exception], Awaitable[object]]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 class RestEndpoint:
@@ -82,20 +83,21 @@ class RestEndpoint:
         try:
             async with tasks.session() as db:
                 request.state.db = db
-                response = await handler(request, db, tasks)
+                direct = await handler(request, db, tasks)
         except Exception as exc:
             on_error = _exception_handler(scope, exc)
             if on_error is None:
                 raise  # unexpected: the server error middleware answers it, as for a route
-            response = await on_error(request, exc)
+            answer = await on_error(request, exc)
         else:
-            if response is None:
+            if direct is None:
                 # Not an ordinary request: the route reads it (again) and answers it as always.
                 await self.app(scope, _replay(read, receive), send)
                 return
             self.answers.direct += 1
+            answer = direct
         self.answers.before_routing += 1
-        await response(scope, receive, send)  # type: ignore[operator]
+        await answer(scope, receive, send)
 
 
 def _exception_handler(scope: Scope, exc: Exception) -> ExceptionHandler | None:
