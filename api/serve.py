@@ -18,17 +18,26 @@ message, also when that is another instance of this service), then returns a `Wo
 stand-in that becomes, when unpickled in a worker, a socket bound there. One worker, a Unix
 socket, a file descriptor, or another system: uvicorn's own binding, unchanged.
 
+Each response also leaves in one write where uvicorn makes two (`--http httptools`, as the
+README's command asks): uvicorn writes the status line and headers as soon as the app starts the
+answer and the body when it comes, and the event loop sends each write at once, so every answer
+cost two system calls and two segments, each waking the client. `CoalescingTransport` holds a
+write until the next one (then both go together) or until the loop's turn ends (then it goes
+alone), so nothing waits longer than that turn.
+
 The price of SO_REUSEPORT: connections still waiting in a worker's own queue when that worker
 stops (a restart, a scale-down) are reset instead of going to another worker; clients retry
 them as any dropped connection. `uvicorn api.main:app --workers N` still works, unbalanced.
 """
 
+import asyncio
 import socket
 import sys
 from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.main import main as uvicorn_command
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 APP = "api.main:app"
 
@@ -82,8 +91,83 @@ def bind_socket(config: Config) -> Any:
     return WorkerSocket(family, address)
 
 
+class CoalescingTransport:
+    """A connection's transport whose writes within one turn of the event loop leave together.
+
+    A write is held until the next write, which then goes with it in one, or until the loop's
+    turn ends (`call_soon`), when it goes alone. Closing sends what is held first; aborting
+    drops it, as it drops whatever the transport still buffers. Everything else is the
+    transport's own.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = bytes(data)
+            self._loop.call_soon(self._flush)
+        else:
+            self._held = None
+            self._transport.write(held + data)
+
+    def writelines(self, chunks: Any) -> None:
+        self.write(b"".join(chunks))
+
+    def _flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a `CoalescingTransport`: each answer's headers and body
+    leave in one write."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+
+_uvicorns_config_init = Config.__init__
+
+
+def config_init(config: Config, *args: Any, **kwargs: Any) -> None:
+    """uvicorn's `Config.__init__`, with `--http httptools` served by
+    `CoalescingHttpToolsProtocol`. The class (not its name) is what each worker's pickled
+    configuration carries, so workers import it from here."""
+    _uvicorns_config_init(config, *args, **kwargs)
+    if config.http == "httptools":
+        config.http = CoalescingHttpToolsProtocol
+
+
 def main(arguments: list[str] | None = None) -> None:
     Config.bind_socket = bind_socket  # type: ignore[method-assign]
+    Config.__init__ = config_init  # type: ignore[method-assign]
     uvicorn_command.main(
         args=[APP, *(sys.argv[1:] if arguments is None else arguments)],
         prog_name="python -m api.serve",
