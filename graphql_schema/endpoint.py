@@ -15,7 +15,6 @@ seen for the first time, one that does not validate, introspection. The same rul
 functions serve both paths; tests compare their answers.
 """
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,7 +22,7 @@ from urllib.parse import parse_qsl
 import orjson
 from graphql import ExecutionResult, MiddlewareManager
 from graphql.execution import default_field_resolver, default_type_resolver
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from api.auth import TokenVerifier, authorize
@@ -31,6 +30,7 @@ from api.observe.context import record_error_code, record_operation
 from api.tasks.errors import TaskAPIError
 from api.tasks.service import TaskService
 from api.web.authentication import caller_of
+from api.web.replay import replayed
 from graphql_schema.compiled import CompiledOperation
 from graphql_schema.context import Context, request_context
 from graphql_schema.errors import public_error
@@ -118,7 +118,8 @@ class GraphQLEndpoint:
             media_type, answer = await self._answer(scope, body)
         except _Delegate:
             self.counts.delegated += 1
-            await self.app(scope, _replay(body, receive), send)
+            read = [{"type": "http.request", "body": body, "more_body": False}]
+            await self.app(scope, replayed(read, receive), send)
             return
         self.counts.compiled += 1
         await send(
@@ -239,17 +240,3 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks), False
-
-
-def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
-    """A `receive` that gives the body read already, then whatever the client sends next."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay

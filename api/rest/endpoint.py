@@ -18,10 +18,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import authorize
-from api.rest.routing import DirectAnswers, DirectHandler, OwnerRoute, direct_handler_of, tasks_of
+from api.rest.routing import (
+    DirectAnswers,
+    DirectHandler,
+    OwnerRoute,
+    check_owner,
+    direct_handler_of,
+    tasks_of,
+)
 from api.tasks.errors import TaskAPIError
-from api.web.authentication import authenticate
+from api.web.replay import replayed
 
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -72,13 +78,11 @@ class RestEndpoint:
 
         request = Request(scope, recorded, send)
         try:
-            caller = await authenticate(request)
-            authorize(caller, request.path_params["user_id"])
+            await check_owner(request)
         except TaskAPIError:
             # Nothing has run: the route refuses it, as it refuses every such caller.
             await self.app(scope, receive, send)
             return
-        request.state.caller = caller
         tasks = tasks_of(request)
         try:
             async with tasks.session() as db:
@@ -92,7 +96,7 @@ class RestEndpoint:
         else:
             if direct is None:
                 # Not an ordinary request: the route reads it (again) and answers it as always.
-                await self.app(scope, _replay(read, receive), send)
+                await self.app(scope, replayed(read, receive), send)
                 return
             self.answers.direct += 1
             answer = direct
@@ -112,15 +116,3 @@ def _exception_handler(scope: Scope, exc: Exception) -> ExceptionHandler | None:
             handler: ExceptionHandler = handlers[cls]
             return handler
     return None
-
-
-def _replay(read: list[Message], receive: Receive) -> Receive:
-    """A `receive` that gives the messages read already, then whatever the client sends next."""
-    pending = list(read)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay

@@ -31,12 +31,17 @@ class OwnerRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def handle_for_owner(request: Request) -> Response:
-            caller = await authenticate(request)
-            authorize(caller, request.path_params["user_id"])
-            request.state.caller = caller
+            await check_owner(request)
             return await handle(request)
 
         return handle_for_owner
+
+
+async def check_owner(request: Request) -> None:
+    """Authenticate the caller and let through only the user in the path, as the caller."""
+    caller = await authenticate(request)
+    authorize(caller, request.path_params["user_id"])
+    request.state.caller = caller
 
 
 # A route's direct handler: the answer to an ordinary request, made without FastAPI's parameter
