@@ -6,13 +6,14 @@
 What it does, from the repository root, with a PostgreSQL at BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres):
 
-1. Makes two scratch databases: one migrated by the service and seeded with generate_series
+1. Makes three scratch databases: one migrated by the service and seeded with generate_series
    (10,000 users x 20 tasks), and a copy of it (same rows, same list indexes) for PostGraphile
    and the floor, with the `tasks` table alone: without the service's own tables, its search
    columns and the trigger that writes each change's event into its live updates' outbox, and
    with defaults for the columns the service fills in itself, as a PostGraphile schema needs.
    So a create costs the database more for the service (the task, the user's event counter
-   and the event) than for the other two (the task).
+   and the event) than for the other two (the task). The third is a copy of the service's for
+   floor-outbox, below.
 2. Measures the database's own ceiling for the same statements with pgbench: the service's
    list and create on its database, and the create the floor sends on the copy.
 3. Starts the targets (`--targets`, all by default), all on 127.0.0.1:
@@ -24,17 +25,20 @@ postgresql://postgres@127.0.0.1:5432/postgres):
      dependency of the service);
    - the floor: ../shared/floor/app.py beside the repository, run from there as its README
      says (uvicorn, 2 workers, uvloop, httptools, no access log) on PostGraphile's copy.
-     It answers the GraphQL list and create only, and is skipped, saying so, if it is missing.
+     It answers the GraphQL list and create only, and is skipped, saying so, if it is missing;
+   - floor-outbox: the same floor creating on a third copy, the service's own table with its
+     outbox trigger (the search columns filled by a default): how much of the floor's create
+     rate the service's database work takes. Information only; the targets use the floor.
 4. Checks one answer of every workload on each target (shape, fields, no errors), then runs
    every workload against each target in alternating order, round after round, each measured
    run after its own warm-up, with wrk (one thread) and bench/load.lua. Every round starts from
-   the same data: before it, the rows earlier creates added are deleted from both databases
+   the same data: before it, the rows earlier creates added are deleted from every database
    (the seed is all `user-N`, creates are all `w-N`) and the table is vacuumed and analysed.
 5. Prints one table of medians over the rounds, each also as a share of the floor's req/s for
    the same kind of work, the service / PostGraphile ratios (2 workers and 1), and the targets:
    every list and create workload at least 60% of the floor's req/s (aim 80%), the GraphQL list
    at least 1.0x PostGraphile's req/s, every p99 no worse than 1.5x PostGraphile's. It tears
-   down every process it started and both databases, also when something fails.
+   down every process it started and the databases, also when something fails.
 
 Lists read users `user-1` .. `user-N`; creates write for other users (`w-1` .. `w-N`), so every
 list holds exactly the seeded tasks in every round. Errors are non-2xx answers, answers that carry
@@ -76,7 +80,15 @@ LOAD_SCRIPT = BENCH / "load.lua"
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SERVICE_DB = "task_api_bench_service"
 PEER_DB = "task_api_bench_postgraphile"
+# The service's database again, where the floor writes as the service does (outbox trigger).
+OUTBOX_DB = "task_api_bench_floor_outbox"
+DATABASES = (SERVICE_DB, PEER_DB, OUTBOX_DB)
 SERVICE, SERVICE_1, PEER, FLOOR = "service", "service-1", "PostGraphile", "floor"
+# The floor's create on a copy of the service's own table: what the database's share of the
+# service's create (the trigger that writes each change's event) costs the floor. Information
+# only: the targets are judged against the floor.
+FLOOR_OUTBOX = "floor-outbox"
+FLOORS = {FLOOR: PEER_DB, FLOOR_OUTBOX: OUTBOX_DB}
 # The service as the README runs it, but blind (no metrics, no request ids), and with the
 # app's access log on: what seeing costs, measured against its defaults in the same rounds.
 SERVICE_BLIND, SERVICE_LOGGED = "service-blind", "service-logged"
@@ -94,6 +106,7 @@ TARGETS = {
     "service-logged": SERVICE_LOGGED,
     "postgraphile": PEER,
     "floor": FLOOR,
+    "floor-outbox": FLOOR_OUTBOX,
 }
 # The floor (see its README): run from there, never copied into the repository.
 FLOOR_APP_DIR = "../shared/floor"
@@ -255,7 +268,12 @@ def workloads(tasks_per_user: int) -> list[Workload]:
             "GraphQL create",
             "create",
             "GraphQL",
-            {**services(service_create), PEER: (peer_create,), FLOOR: (floor_create,)},
+            {
+                **services(service_create),
+                PEER: (peer_create,),
+                FLOOR: (floor_create,),
+                FLOOR_OUTBOX: (floor_create,),
+            },
         ),
         Workload(
             "GraphQL mix 4:1",
@@ -301,7 +319,7 @@ def database_url(name: str) -> str:
 async def drop_databases() -> None:
     admin = await asyncpg.connect(ADMIN_URL)
     try:
-        for name in (SERVICE_DB, PEER_DB):
+        for name in DATABASES:
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
@@ -322,7 +340,7 @@ SEED = """
 
 
 async def prepare_databases(users: int, tasks_per_user: int) -> str:
-    """Both databases, seeded alike; returns the server's version string."""
+    """The three databases, seeded alike; returns the server's version string."""
     await drop_databases()
     admin = await asyncpg.connect(ADMIN_URL)
     try:
@@ -342,8 +360,16 @@ async def prepare_databases(users: int, tasks_per_user: int) -> str:
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         await admin.execute(f"CREATE DATABASE {PEER_DB} TEMPLATE {SERVICE_DB}")
+        await admin.execute(f"CREATE DATABASE {OUTBOX_DB} TEMPLATE {SERVICE_DB}")
     finally:
         await admin.close()
+    outbox = await asyncpg.connect(database_url(OUTBOX_DB))
+    try:
+        # The floor's INSERT names the task's own columns only: the search columns get a
+        # default (still written into their index), everything else is the service's table.
+        await outbox.execute("ALTER TABLE tasks ALTER COLUMN title_folded SET DEFAULT ''")
+    finally:
+        await outbox.close()
     peer = await asyncpg.connect(database_url(PEER_DB))
     try:
         # Only the tasks table is PostGraphile's API; the service's own tables are not.
@@ -373,7 +399,7 @@ async def prepare_databases(users: int, tasks_per_user: int) -> str:
         )
     finally:
         await peer.close()
-    for name in (SERVICE_DB, PEER_DB):
+    for name in DATABASES:
         connection = await asyncpg.connect(database_url(name))
         try:
             await connection.execute("VACUUM ANALYZE tasks")
@@ -388,7 +414,7 @@ async def reseed() -> None:
     The seed holds `user-N` tasks only and every create writes for a `w-N` user (the floor's
     and the answer checks' too), so deleting every other user's rows restores the seed exactly.
     """
-    for name in (SERVICE_DB, PEER_DB):
+    for name in DATABASES:
         connection = await asyncpg.connect(database_url(name))
         try:
             await connection.execute("DELETE FROM tasks WHERE user_id NOT LIKE 'user-%'")
@@ -803,8 +829,9 @@ def parse_arguments() -> argparse.Namespace:
         help="what to measure, comma-separated, from: service (the README's production "
         "command), service-1 (the same with --workers 1), service-blind (metrics and request "
         "ids off), service-logged (the app's access log on), postgraphile, floor "
-        f"({FLOOR_APP_DIR}, GraphQL list and create only; skipped if missing); default: all "
-        "but service-blind and service-logged",
+        f"({FLOOR_APP_DIR}, GraphQL list and create only; skipped if missing), floor-outbox "
+        "(the floor's create on the service's own table, its outbox trigger firing); default: "
+        "all but service-blind and service-logged",
     )
     parser.add_argument(
         "--keep",
@@ -854,12 +881,12 @@ def floor_command(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start_floor(port: int, work_dir: Path) -> Server:
-    # PostGraphile's copy of the seed: the floor's INSERT names only the task's own columns.
-    env = {"FLOOR_DSN": database_url(PEER_DB)}
+def start_floor(port: int, work_dir: Path, target: str = FLOOR) -> Server:
+    # The floor on PostGraphile's copy, or on the service's table (FLOOR_OUTBOX).
+    env = {"FLOOR_DSN": database_url(FLOORS[target])}
     if floor_lists_user_id():
         env["FLOOR_WITH_USER_ID"] = "1"
-    return start(FLOOR, floor_command(port), ROOT, env, port, work_dir)
+    return start(target, floor_command(port), ROOT, env, port, work_dir)
 
 
 def start_target(target: str, work_dir: Path) -> tuple[Server, httpx.Request]:
@@ -870,7 +897,7 @@ def start_target(target: str, work_dir: Path) -> tuple[Server, httpx.Request]:
     elif target == PEER:
         server = start_peer(port, work_dir)
     else:
-        server = start_floor(port, work_dir)
+        server = start_floor(port, work_dir, target)
     if target in SERVICE_SETTINGS:
         return server, httpx.Request("GET", f"{server.base_url}/health")
     probe = (
@@ -934,13 +961,13 @@ def measure_rounds(
 
 def choose_targets(requested: Sequence[str]) -> list[str]:
     targets = list(requested)
-    if FLOOR in targets and not (ROOT / FLOOR_APP_DIR / "app.py").is_file():
+    if set(FLOORS) & set(targets) and not (ROOT / FLOOR_APP_DIR / "app.py").is_file():
         print(
             f"skipping the floor: {FLOOR_APP_DIR}/app.py (beside the repository) is missing, so "
             "there are no shares of the floor's req/s and no verdicts on them",
             flush=True,
         )
-        targets.remove(FLOOR)
+        targets = [target for target in targets if target not in FLOORS]
     if not targets:
         sys.exit("nothing to measure")
     return targets
@@ -1093,6 +1120,11 @@ def report(
             "httptools, no access log, pool 10 each, on PostGraphile's copy; GraphQL list "
             "and create only"
         )
+    if FLOOR_OUTBOX in targets:
+        print(
+            "  floor-outbox: the same floor on a copy of the service's database (its table, "
+            "indexes and outbox trigger; the search columns by default); GraphQL create only"
+        )
     print()
     header = (
         f"{'workload':<18}{'target':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
@@ -1141,6 +1173,7 @@ def report(
         f"~{SYNC_GRAPHQL_REFERENCE['create']} (same machine size, data and load)."
     )
     report_targets(chosen, targets, figures, floor_share, peer_ratio)
+    report_outbox_floor(chosen, figures)
     report_seeing(chosen, targets, figures)
 
 
@@ -1165,6 +1198,26 @@ def report_seeing(
             share = logged.median("requests_per_second") / blind.median("requests_per_second")
             parts.append(f"with the access log too {share:.1%}")
         print(f"  {workload.name}: " + "; ".join(parts))
+
+
+def report_outbox_floor(
+    chosen: Sequence[Workload], figures: dict[tuple[str, str], Figures]
+) -> None:
+    """The creates over the floor's create on the service's own table (information only)."""
+    outbox = figures.get(("GraphQL create", FLOOR_OUTBOX))
+    if outbox is None:
+        return
+    base = outbox.median("requests_per_second")
+    shares = [
+        f"{workload.name} {own.median('requests_per_second') / base:.0%}"
+        for workload in chosen
+        if workload.operation == "create" and (own := figures.get((workload.name, SERVICE)))
+    ]
+    if shares:
+        print(
+            "Information, not a target: the service's creates over the floor's create on the "
+            f"service's own table (floor-outbox, {base:,.0f} req/s): {', '.join(shares)}."
+        )
 
 
 def report_targets(
