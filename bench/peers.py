@@ -7,9 +7,9 @@ What it does, from the repository root, with a PostgreSQL at BENCH_DATABASE_URL 
 postgresql://postgres@127.0.0.1:5432/postgres):
 
 1. Makes three scratch databases: one migrated by the service and seeded with generate_series
-   (10,000 users x 20 tasks), and a copy of it (same rows, same list indexes) for PostGraphile
-   and the floor, with the `tasks` table alone: without the service's own tables, its search
-   columns and the trigger that writes each change's event into its live updates' outbox, and
+   (10,000 users x 20 tasks), and a copy of it (same rows) for PostGraphile and the floor,
+   with the `tasks` table alone: without the service's own tables, its search columns (and
+   their index) and the trigger that writes each change's event into its live updates' outbox, and
    with defaults for the columns the service fills in itself, as a PostGraphile schema needs.
    So a create costs the database more for the service (the task, the user's event counter
    and the event) than for the other two (the task). The third is a copy of the service's for
