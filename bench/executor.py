@@ -3,6 +3,7 @@
     .venv/bin/python bench/executor.py                    # PostgreSQL at BENCH_DATABASE_URL
     .venv/bin/python bench/executor.py --sqlite           # a temporary SQLite file instead
     .venv/bin/python bench/executor.py --requests 1000 --repeats 7
+    .venv/bin/python bench/executor.py --uvloop           # on uvloop, as in production
 
 No HTTP server and no load tool: the apps are called as ASGI callables (a scope, a receive, a
 send) from this process, one request after another, after their lifespan has started. It prints,
@@ -17,7 +18,12 @@ median of `--repeats` repetitions of `--requests` requests each:
 - a bare Strawberry baseline: a minimal `strawberry.Schema` whose one async field returns 20
   static tasks with the same seven fields, run with `await schema.execute(...)` (no HTTP, no
   database): what Strawberry's own pipeline costs for that answer, with its defaults (it parses
-  and validates the document on every request).
+  and validates the document on every request),
+- on PostgreSQL, the floor's app (`../shared/floor/app.py` beside the repository, loaded from
+  there; skipped if absent) answering the same two documents on the same database: the least a
+  Python process spends on them. Its create names only the task's own columns, so the search
+  column gets a default in the scratch database; the database's own work is not in these
+  figures, which count this process's CPU.
 
 The database is a scratch PostgreSQL database (BENCH_DATABASE_URL, default
 postgresql://postgres@127.0.0.1:5432/postgres, names the server) that it creates, seeds with 20
@@ -29,6 +35,7 @@ waits for the database.
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -38,8 +45,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -55,6 +64,9 @@ ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.
 DATABASE = f"task_api_bench_executor_{uuid.uuid4().hex[:10]}"
 READER, WRITER = "bench-reader", "bench-writer"
 TASKS = 20
+# The floor (see its README): loaded from beside the repository, never copied into it.
+FLOOR_APP = Path(__file__).resolve().parents[1] / ".." / "shared" / "floor" / "app.py"
+FLOOR_PATH = "floor's app"
 WARMUP = 5
 FIELDS = "id userId title description completed createdAt updatedAt"
 LIST = f"query TaskList($u: String!) {{ tasks(userId: $u) {{ {FIELDS} }} }}"
@@ -259,6 +271,40 @@ def bare_case() -> Case:
     return Case("GraphQL list 20 tasks", "bare Strawberry", run_one)
 
 
+# --- the floor's app ---------------------------------------------------------------------------
+
+
+async def load_floor(database_url: str) -> ModuleType | None:
+    """The floor's ASGI app on `database_url` (its create's search column defaulted there), or
+    None when it is not beside the repository."""
+    if not FLOOR_APP.is_file():
+        print(f"no floor: {FLOOR_APP} is missing", file=sys.stderr)
+        return None
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("ALTER TABLE tasks ALTER COLUMN title_folded SET DEFAULT ''")
+    finally:
+        await connection.close()
+    # The floor reads its settings when it is loaded.
+    os.environ["FLOOR_DSN"] = database_url
+    os.environ["FLOOR_WITH_USER_ID"] = "1"
+    spec = importlib.util.spec_from_file_location("floor_app", FLOOR_APP)
+    if spec is None or spec.loader is None:
+        sys.exit(f"cannot load {FLOOR_APP}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def check_floor(app: ASGIApp) -> None:
+    """The floor lists the reader's tasks with every field, and creates (answering the id)."""
+    status, body = await call(app, "POST", "/graphql", LIST_BODY)
+    check_graphql(status, body, "tasks", TASKS)
+    status, body = await call(app, "POST", "/graphql", CREATE_BODY)
+    if status != 200 or not json.loads(body)["data"]["createTask"].get("id"):
+        sys.exit(f"the floor's create answered HTTP {status}: {body[:500]!r}")
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -268,6 +314,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="repetitions; medians shown")
     parser.add_argument(
         "--sqlite", action="store_true", help="a temporary SQLite file instead of PostgreSQL"
+    )
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run on uvloop, as the production command does (default: asyncio's own loop)",
     )
     return parser.parse_args()
 
@@ -282,6 +333,7 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
     async with (
         LifespanManager(compiled_app) as compiled,
         LifespanManager(framework_app) as framework,
+        AsyncExitStack() as floor_lifespan,
     ):
         for manager in (compiled, framework):
             await prepare_app(manager.app)
@@ -292,6 +344,15 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
             graphql_case("GraphQL create", "compiled path", compiled.app, CREATE_BODY),
             graphql_case("GraphQL create", "framework's path", framework.app, CREATE_BODY),
         ]
+        # After the service's start-up, which migrated the database the floor uses.
+        floor_module = None if arguments.sqlite else await load_floor(database_url)
+        if floor_module is not None:
+            floor = await floor_lifespan.enter_async_context(LifespanManager(floor_module.app))
+            await check_floor(floor.app)
+            cases += [
+                graphql_case("GraphQL list 20 tasks", FLOOR_PATH, floor.app, LIST_BODY),
+                graphql_case("GraphQL create", FLOOR_PATH, floor.app, CREATE_BODY),
+            ]
         counts = compiled_app.state.graphql_answers
         before, planned_before = counts.compiled, counts.planned
         # Repetitions interleave the cases, so drift in the machine's speed touches them alike.
@@ -319,28 +380,41 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
                 check_graphql(status, answer, field, expect)
 
     backend = "SQLite (temporary file)" if arguments.sqlite else "PostgreSQL"
+    loop = "uvloop" if arguments.uvloop else "asyncio's loop"
     print(
-        f"One process, {backend}; medians of {arguments.repeats} interleaved repetitions of "
-        f"{arguments.requests} requests each, one at a time, called as ASGI (no HTTP); bare "
+        f"One process, {backend}, {loop}; medians of {arguments.repeats} interleaved "
+        f"repetitions of {arguments.requests} requests each, one at a time, called as ASGI (no "
+        "HTTP); bare "
         "Strawberry: schema.execute on 20 static tasks, no database. Compiled path checked: "
         f"it answered all {measured} requests measured on it."
     )
     header = f"{'request':<24}{'path':<20}{'CPU µs/req':>12}{'wall µs/req':>13}"
     print(header)
     print("-" * len(header))
-    for case in cases:
+    # The list's rows, then the create's, each in the order measured.
+    for case in sorted(cases, key=lambda case: case.request != cases[0].request):
         cpu, wall = statistics.median(case.cpu), statistics.median(case.wall)
         print(f"{case.request:<24}{case.path:<20}{cpu:>12,.0f}{wall:>13,.0f}")
     for index, name in ((0, "list"), (3, "create")):
         compiled_cpu = statistics.median(cases[index].cpu)
         framework_cpu = statistics.median(cases[index + 1].cpu)
         print(f"framework's path / compiled path, {name}: {framework_cpu / compiled_cpu:.2f}x CPU")
+    floors = {case.request: case for case in cases if case.path == FLOOR_PATH}
+    for index, name in ((0, "list"), (3, "create")):
+        floor_case = floors.get(cases[index].request)
+        if floor_case is not None:
+            ratio = statistics.median(cases[index].cpu) / statistics.median(floor_case.cpu)
+            print(f"compiled path / floor's app, {name}: {ratio:.2f}x CPU")
 
 
 def main() -> None:
     arguments = parse_arguments()
     # The service's start-up messages (authentication off) are not what this measures.
     logging.disable(logging.WARNING)
+    if arguments.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if arguments.sqlite:
         with tempfile.TemporaryDirectory(prefix="bench-executor-") as directory:
             database = Path(directory) / "tasks.db"
