@@ -54,6 +54,7 @@ from typing import Any
 import asyncpg
 import strawberry
 from asgi_lifespan import LifespanManager
+from floor import FLOOR_APP, let_floor_create
 from sqlalchemy.engine import make_url
 
 from api.config import Settings
@@ -64,8 +65,6 @@ ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.
 DATABASE = f"task_api_bench_executor_{uuid.uuid4().hex[:10]}"
 READER, WRITER = "bench-reader", "bench-writer"
 TASKS = 20
-# The floor (see its README): loaded from beside the repository, never copied into it.
-FLOOR_APP = Path(__file__).resolve().parents[1] / ".." / "shared" / "floor" / "app.py"
 FLOOR_PATH = "floor's app"
 WARMUP = 5
 FIELDS = "id userId title description completed createdAt updatedAt"
@@ -282,7 +281,7 @@ async def load_floor(database_url: str) -> ModuleType | None:
         return None
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute("ALTER TABLE tasks ALTER COLUMN title_folded SET DEFAULT ''")
+        await let_floor_create(connection)
     finally:
         await connection.close()
     # The floor reads its settings when it is loaded.

@@ -68,6 +68,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from floor import FLOOR_APP, FLOOR_APP_DIR, let_floor_create
 from sqlalchemy.engine import make_url
 
 from api.config import Settings
@@ -108,8 +109,6 @@ TARGETS = {
     "floor": FLOOR,
     "floor-outbox": FLOOR_OUTBOX,
 }
-# The floor (see its README): run from there, never copied into the repository.
-FLOOR_APP_DIR = "../shared/floor"
 FLOOR_WORKERS = 2
 # Shares of the floor's req/s the targets ask of every list and create workload.
 FLOOR_SHARE_TARGET, FLOOR_SHARE_AIM = 0.60, 0.80
@@ -365,9 +364,7 @@ async def prepare_databases(users: int, tasks_per_user: int) -> str:
         await admin.close()
     outbox = await asyncpg.connect(database_url(OUTBOX_DB))
     try:
-        # The floor's INSERT names the task's own columns only: the search columns get a
-        # default (still written into their index), everything else is the service's table.
-        await outbox.execute("ALTER TABLE tasks ALTER COLUMN title_folded SET DEFAULT ''")
+        await let_floor_create(outbox)
     finally:
         await outbox.close()
     peer = await asyncpg.connect(database_url(PEER_DB))
@@ -961,7 +958,7 @@ def measure_rounds(
 
 def choose_targets(requested: Sequence[str]) -> list[str]:
     targets = list(requested)
-    if set(FLOORS) & set(targets) and not (ROOT / FLOOR_APP_DIR / "app.py").is_file():
+    if set(FLOORS) & set(targets) and not FLOOR_APP.is_file():
         print(
             f"skipping the floor: {FLOOR_APP_DIR}/app.py (beside the repository) is missing, so "
             "there are no shares of the floor's req/s and no verdicts on them",
