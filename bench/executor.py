@@ -382,10 +382,9 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
     loop = "uvloop" if arguments.uvloop else "asyncio's loop"
     print(
         f"One process, {backend}, {loop}; medians of {arguments.repeats} interleaved "
-        f"repetitions of {arguments.requests} requests each, one at a time, called as ASGI (no "
-        "HTTP); bare "
-        "Strawberry: schema.execute on 20 static tasks, no database. Compiled path checked: "
-        f"it answered all {measured} requests measured on it."
+        f"repetitions of {arguments.requests} requests each, one at a time, called as ASGI "
+        "(no HTTP); bare Strawberry: schema.execute on 20 static tasks, no database. Compiled "
+        f"path checked: it answered all {measured} requests measured on it."
     )
     header = f"{'request':<24}{'path':<20}{'CPU µs/req':>12}{'wall µs/req':>13}"
     print(header)

@@ -9,8 +9,9 @@ postgresql://postgres@127.0.0.1:5432/postgres):
 1. Makes three scratch databases: one migrated by the service and seeded with generate_series
    (10,000 users x 20 tasks), and a copy of it (same rows) for PostGraphile and the floor,
    with the `tasks` table alone: without the service's own tables, its search columns (and
-   their index) and the trigger that writes each change's event into its live updates' outbox, and
-   with defaults for the columns the service fills in itself, as a PostGraphile schema needs.
+   their index) and the trigger that writes each change's event into its live updates'
+   outbox, and with defaults for the columns the service fills in itself, as a PostGraphile
+   schema needs.
    So a create costs the database more for the service (the task, the user's event counter
    and the event) than for the other two (the task). The third is a copy of the service's for
    floor-outbox, below.
@@ -27,7 +28,7 @@ postgresql://postgres@127.0.0.1:5432/postgres):
      says (uvicorn, 2 workers, uvloop, httptools, no access log) on PostGraphile's copy.
      It answers the GraphQL list and create only, and is skipped, saying so, if it is missing;
    - floor-outbox: the same floor creating on a third copy, the service's own table with its
-     outbox trigger (the search columns filled by a default): how much of the floor's create
+     outbox trigger (its search column filled by a default): how much of the floor's create
      rate the service's database work takes. Information only; the targets use the floor.
 4. Checks one answer of every workload on each target (shape, fields, no errors), then runs
    every workload against each target in alternating order, round after round, each measured
