@@ -90,9 +90,18 @@ async def checked_out(engine: AsyncEngine) -> AsyncIterator[HotConnection]:
         yield HotConnection(pooled)
     finally:
         if returns_without_io(engine.sync_engine.pool, pooled):
-            pooled.close()
+            _return_unreset(pooled)
         else:
             await greenlet_spawn(pooled.close)
+
+
+def _return_unreset(pooled: PoolProxiedConnection) -> None:
+    """Give `pooled` back to its pool telling it that no transaction is left to end (its
+    `reset` event sees `transaction_was_reset`), as SQLAlchemy's own Connection does after it
+    ended one: none was ever begun here. `close()` would have the dialect roll back first,
+    which on asyncpg's adapter finds no transaction and does nothing, for about 3% of a
+    create's CPU."""
+    pooled._close_special(transaction_reset=True)  # type: ignore[attr-defined]
 
 
 def returns_without_io(pool: Pool, pooled: PoolProxiedConnection) -> bool:

@@ -106,7 +106,28 @@ class StrictCORS(CORSMiddleware):
 
     Starlette still sends Access-Control-Allow-Methods/-Headers on a refused preflight, and
     Access-Control-Expose-Headers to any origin; here a refused origin sees neither.
+
+    A request without an Origin (every server-to-server call, every load balancer's and
+    benchmark's) gets no CORS header either, only the `Vary: Origin` Starlette adds to every
+    answer, so that a cache keeps it apart from an answer to a browser. That is all it gets
+    here, without parsing the request's headers twice and their answer's into Starlette's
+    header objects: about 4% of a compiled GraphQL create's CPU.
     """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _has_origin(scope):
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_varied(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # As Starlette's `send` marks an answer to a request without an Origin.
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                headers["Vary"] = ", ".join([*headers.getlist("Vary"), "Origin"])
+            await send(message)
+
+        await self.app(scope, receive, send_varied)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         if not self.is_allowed_origin(origin=request_headers["origin"]):
@@ -179,6 +200,11 @@ def _secured(headers: Iterable[tuple[bytes, bytes]], private: bool) -> list[tupl
     if private and not no_store:
         secured.append(_NO_STORE)
     return secured
+
+
+def _has_origin(scope: Scope) -> bool:
+    # ASGI servers give header names in lower case (as Starlette's Headers also expects).
+    return any(name == b"origin" for name, _ in scope["headers"])
 
 
 def _declared_length(scope: Scope) -> tuple[str | None, bool]:

@@ -3,6 +3,8 @@
 PostgreSQL only: SQLite's statements go through SQLAlchemy. A connection the pool has room for
 goes back without SQLAlchemy's greenlet (nothing to do but queue it); one opened past the pool's
 size goes back through it and is closed, as SQLAlchemy closes it; the pool stays whole either way.
+No transaction is ever begun on such a connection, so it goes back as one whose transaction is
+already reset: the pool's own rollback-on-return (a no-op there) is skipped.
 """
 
 from collections.abc import Awaitable, Callable
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.pool import PoolResetState
 
 from api.storage import hot
 from api.storage.store import TaskStore
@@ -64,5 +67,26 @@ async def test_a_connection_past_the_pool_size_is_closed_through_the_greenlet(
         # The pool still hands out a working connection.
         async with hot.checked_out(store.engine) as again:
             assert await again.driver.fetchval("SELECT 2") == 2
+    finally:
+        await store.dispose()
+
+
+async def test_a_connection_goes_back_without_the_pools_rollback(postgres_url: str) -> None:
+    store = TaskStore.from_settings(make_settings(postgres_url, db_pool_size=2))
+    resets: list[bool] = []
+
+    def on_reset(_dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+        resets.append(state.transaction_was_reset)
+
+    event.listen(store.engine.sync_engine.pool, "reset", on_reset)
+    try:
+        async with hot.checked_out(store.engine) as connection:
+            assert await connection.driver.fetchval("SELECT 1") == 1
+        # Returned with nothing left to roll back; a later statement still runs on it.
+        assert resets == [True]
+        async with hot.checked_out(store.engine) as again:
+            assert await again.driver.fetchval("SELECT 3") == 3
+            assert await again.driver.fetchval("SELECT txid_current_if_assigned()") is None
+        assert resets == [True, True]
     finally:
         await store.dispose()
