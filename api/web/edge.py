@@ -109,9 +109,9 @@ class StrictCORS(CORSMiddleware):
 
     A request without an Origin (every server-to-server call, every load balancer's and
     benchmark's) gets no CORS header either, only the `Vary: Origin` Starlette adds to every
-    answer, so that a cache keeps it apart from an answer to a browser. That is all it gets
-    here, without parsing the request's headers twice and their answer's into Starlette's
-    header objects: about 4% of a compiled GraphQL create's CPU.
+    answer, so that a cache keeps it apart from an answer to a browser. StrictCORS adds that
+    itself, without building Starlette's header objects for the request and without its
+    checks of an origin that is not there: about 4% of a compiled GraphQL create's CPU.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
