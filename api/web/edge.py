@@ -111,7 +111,7 @@ class StrictCORS(CORSMiddleware):
     benchmark's) gets no CORS header either, only the `Vary: Origin` Starlette adds to every
     answer, so that a cache keeps it apart from an answer to a browser. StrictCORS adds that
     itself, without building Starlette's header objects for the request and without its
-    checks of an origin that is not there: about 4% of a compiled GraphQL create's CPU.
+    checks of an origin that is not there: about 3 µs a request instead of 7.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
