@@ -393,6 +393,24 @@ class TestTraces:
         everything = json.dumps([str(span.attributes) for span in spans.get_finished_spans()])
         assert "traced" not in everything  # the task's text is a value, never sent
 
+    async def test_creates_at_once_each_have_their_insert_under_their_request(
+        self, traced_client: httpx.AsyncClient, spans: InMemorySpanExporter
+    ) -> None:
+        # On PostgreSQL they may go to the database in one batch (api/storage/batched.py); each
+        # request's trace still shows its INSERT.
+        users = [f"user-{number}" for number in range(8)]
+        await asyncio.gather(*(create_task(traced_client, user, "traced") for user in users))
+        requests = server_spans(spans)
+        assert len(requests) == len(users)
+        for request in requests:
+            inserts = [
+                child
+                for child in children(spans, request)
+                if "INSERT" in str((child.attributes or {}).get("db.query.text"))
+            ]
+            assert len(inserts) == 1, [child.attributes for child in children(spans, request)]
+            assert inserts[0].kind is SpanKind.CLIENT
+
     async def test_a_callers_trace_is_continued(
         self, traced_client: httpx.AsyncClient, spans: InMemorySpanExporter
     ) -> None:

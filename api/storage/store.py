@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.config import Settings
 from api.observe import metrics
 from api.storage import hot, statements
+from api.storage.batched import BatchedInserts
 from api.storage.engine import (
     LostConnections,
     create_engine,
@@ -109,20 +110,23 @@ class StoreSession:
         if isinstance(connection, AsyncConnection):
             await connection.execute(statement, values)
             return
-        if self.store.tracer is not None:
-            with traced_hot_statement(self.store.tracer, statement):
-                await self._hot_execute(connection, statement, values)
-            return
-        await self._hot_execute(connection, statement, values)
+        await self.store.execute_hot(connection, statement, values)
 
-    async def _hot_execute(
-        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
-    ) -> None:
-        try:
-            await hot.execute(connection, statement, values)
-        except ConnectionLost:
-            self.store.lost_connections.seen()
-            raise
+    async def insert_task(self, values: dict[str, Any]) -> None:
+        """Store a new task's row (every column's value), a transaction by itself: on the hot
+        path together with the creates that arrive meanwhile (`api.storage.batched`)."""
+        batched = self.store.batched_creates
+        if batched is not None:
+            # Traced per caller (its wait until committed), not per batch: every request's trace
+            # shows its INSERT, whichever request's batch carried it.
+            if self.store.tracer is not None:
+                with traced_hot_statement(self.store.tracer, statements.INSERT_TASK):
+                    await batched.insert(values)
+                return
+            await batched.insert(values)
+            return
+        async with self.single_statements() as connection:
+            await self.execute(connection, statements.INSERT_TASK, values)
 
     @asynccontextmanager
     async def own_transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -176,8 +180,36 @@ class TaskStore:
         self.hot_statements = engine.dialect.name == "postgresql" and not behind_pooler
         # expire_on_commit=False: objects stay readable after commit without a lazy reload.
         self.sessionmaker = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        # Plain creates on the hot path go in batches when they arrive together.
+        self.batched_creates = (
+            BatchedInserts(
+                engine, statements.TASKS, statements.INSERT_TASK, self._execute_hot, "user_id"
+            )
+            if self.hot_statements
+            else None
+        )
         self._slots = asyncio.Semaphore(slots)
         self._admission_timeout = admission_timeout
+
+    async def execute_hot(
+        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
+    ) -> None:
+        """Run a statement through asyncpg on a hot connection: traced when tracing is on, and
+        a lost connection marks every pooled one opened before it suspect."""
+        if self.tracer is not None:
+            with traced_hot_statement(self.tracer, statement):
+                await self._execute_hot(connection, statement, values)
+            return
+        await self._execute_hot(connection, statement, values)
+
+    async def _execute_hot(
+        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
+    ) -> None:
+        try:
+            await hot.execute(connection, statement, values)
+        except ConnectionLost:
+            self.lost_connections.seen()
+            raise
 
     @classmethod
     def from_settings(cls, settings: Settings, tracer: Tracer | None = None) -> "TaskStore":

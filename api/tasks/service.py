@@ -217,8 +217,7 @@ class TaskService:
         if idempotency_key is None:
             values = _new_task_values(owner, data)
             # One INSERT, a transaction by itself: one round trip, not BEGIN, INSERT, COMMIT.
-            async with db.single_statements() as connection:
-                await db.execute(connection, statements.INSERT_TASK, values)
+            await db.insert_task(values)
             self.events.changed(owner)
             # The values were checked on the way in (TaskCreate) and are now stored as they are.
             return StoredTask(**{name: values[name] for name in STORED_TASK_FIELDS})
