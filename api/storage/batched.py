@@ -46,13 +46,13 @@ MAX_BATCH = 64
 # were no faster than two (docs/performance.md).
 SENDERS = 2
 
-# Runs a statement on a hot connection (the store's: traced, lost connections noted).
+# Runs a statement on a hot connection (the store's, which notes a lost connection).
 Execute = Callable[[hot.HotConnection, Executable, dict[str, Any]], Awaitable[None]]
 
 
 def insert_many(table: Table) -> TextClause:
     """INSERT of any number of `table`'s rows, each column's values as one array parameter named
-    after the column: one statement, prepared once, whatever the batch's size."""
+    after the column: one statement, prepared once per connection, whatever the batch's size."""
     dialect = asyncpg_dialect()
     arrays = []
     for column in table.columns:
