@@ -216,7 +216,8 @@ class TaskService:
         owner = validate_user_id(user_id)
         if idempotency_key is None:
             values = _new_task_values(owner, data)
-            # One INSERT, a transaction by itself: one round trip, not BEGIN, INSERT, COMMIT.
+            # One INSERT, a transaction by itself (on PostgreSQL perhaps with other creates that
+            # arrived meanwhile): one round trip, not BEGIN, INSERT, COMMIT.
             await db.insert_task(values)
             self.events.changed(owner)
             # The values were checked on the way in (TaskCreate) and are now stored as they are.
