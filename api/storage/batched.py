@@ -98,7 +98,7 @@ class BatchedInserts:
         # which each takes every row waiting.
         self._senders: set[asyncio.Task[None]] = set()
         self._gathering = 0
-        # Statements sent and rows they held, for tests and the benchmark's figures.
+        # Statements sent and rows they held, which the tests read.
         self.statements = 0
         self.rows = 0
 

@@ -84,24 +84,12 @@ class StoreSession:
         """The rows of a SELECT on a connection from `single_statements`."""
         if isinstance(connection, AsyncConnection):
             return list((await connection.execute(statement, values)).all())
-        if self.store.tracer is not None:
-            with traced_hot_statement(self.store.tracer, statement):
-                return await self._hot_fetch(connection, statement, values)
-        return await self._hot_fetch(connection, statement, values)
+        return await self.store.fetch_hot(connection, statement, values)
 
     async def cursor_key(self, connection: Statements) -> str:
         """The service's cursor key, on a connection from `single_statements`."""
         (row,) = await self.fetch(connection, statements.CURSOR_KEY, {})
         return str(row[0])
-
-    async def _hot_fetch(
-        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
-    ) -> Sequence[Any]:
-        try:
-            return await hot.fetch(connection, statement, values)
-        except ConnectionLost:
-            self.store.lost_connections.seen()
-            raise
 
     async def execute(
         self, connection: Statements, statement: Executable, values: dict[str, Any]
@@ -190,6 +178,25 @@ class TaskStore:
         )
         self._slots = asyncio.Semaphore(slots)
         self._admission_timeout = admission_timeout
+
+    async def fetch_hot(
+        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
+    ) -> Sequence[Any]:
+        """The rows of a SELECT through asyncpg on a hot connection, traced and noted as
+        `execute_hot` is."""
+        if self.tracer is not None:
+            with traced_hot_statement(self.tracer, statement):
+                return await self._fetch_hot(connection, statement, values)
+        return await self._fetch_hot(connection, statement, values)
+
+    async def _fetch_hot(
+        self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
+    ) -> Sequence[Any]:
+        try:
+            return await hot.fetch(connection, statement, values)
+        except ConnectionLost:
+            self.lost_connections.seen()
+            raise
 
     async def execute_hot(
         self, connection: hot.HotConnection, statement: Executable, values: dict[str, Any]
