@@ -409,6 +409,15 @@ async def execute_root_field(
     replayed (`RootReplay`), which gives the answer and the errors it always gives.
     """
     executor = build(None)
+    try:
+        return await _execute_root_field(root, build, executor)
+    finally:
+        release(executor)
+
+
+async def _execute_root_field(
+    root: RootField, build: ExecutorFactory, executor: PlainFieldsExecutionContext
+) -> tuple[ExecutionResult, bool] | None:
     field_def, node = root.field_def, root.field_nodes[0]
     info = executor.build_resolve_info(field_def, root.field_nodes, root.parent_type, root.path)
     try:
@@ -433,8 +442,23 @@ async def execute_root_field(
                 pass  # graphql-core completes it below
         outcome = _Outcome(value=value)
     replayed = build(MiddlewareManager(RootReplay(outcome)))
-    result = replayed.execute_operation()
-    if replayed.is_awaitable(result):
-        result = await result
+    try:
+        result = replayed.execute_operation()
+        if replayed.is_awaitable(result):
+            result = await result
+    finally:
+        release(replayed)
     assert isinstance(result, ExecutionResult)
     return result, False
+
+
+def release(executor: PlainFieldsExecutionContext) -> None:
+    """Break the reference cycle of an executor that has answered.
+
+    graphql-core's executor keeps its resolvers' helpers (`async_helpers`: bound methods of the
+    executor itself), a cycle that refcounting never frees: without this, every request's
+    executor, and all it reaches (the context, the session, the variables), waits for the
+    collector, which then runs every few requests and walks everything still alive (under
+    load, every request in flight). Dropped, they are freed when the request ends.
+    """
+    executor.__dict__.pop("async_helpers", None)

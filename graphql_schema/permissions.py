@@ -65,24 +65,35 @@ def addressed_users(
         if isinstance(definition, FragmentDefinitionNode)
     }
     found: list[str] = []
-
-    def visit(selection_set: SelectionSetNode, seen: frozenset[str]) -> None:
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                for argument in selection.arguments or ():
-                    if argument.name.value == USER_ID_ARGUMENT:
-                        value = value_from_ast_untyped(argument.value, values)
-                        if isinstance(value, str):
-                            found.append(value)
-            elif isinstance(selection, InlineFragmentNode):
-                visit(selection.selection_set, seen)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in fragments and name not in seen:
-                    visit(fragments[name].selection_set, seen | {name})
-
-    visit(operation.selection_set, frozenset())
+    _visit(operation.selection_set, frozenset(), fragments, values, found)
     return found
+
+
+def _visit(
+    selection_set: SelectionSetNode,
+    seen: frozenset[str],
+    fragments: dict[str, FragmentDefinitionNode],
+    values: dict[str, Any],
+    found: list[str],
+) -> None:
+    """Append to `found` the string `userId` arguments of the fields in `selection_set`.
+
+    A function of the module, not one nested in `addressed_users`: a nested function that calls
+    itself refers to itself, a reference cycle per request that only the collector frees.
+    """
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            for argument in selection.arguments or ():
+                if argument.name.value == USER_ID_ARGUMENT:
+                    value = value_from_ast_untyped(argument.value, values)
+                    if isinstance(value, str):
+                        found.append(value)
+        elif isinstance(selection, InlineFragmentNode):
+            _visit(selection.selection_set, seen, fragments, values, found)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in seen:
+                _visit(fragments[name].selection_set, seen | {name}, fragments, values, found)
 
 
 class OperationOwner(SchemaExtension):

@@ -105,3 +105,46 @@ def assert_same_bytes(answer: httpx.Response, expected: httpx.Response, sent: ob
         expected.headers["content-type"],
         expected.content,
     ), sent
+
+
+async def asgi_call(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    disconnected: bool = False,
+) -> tuple[int, bytes]:
+    """One request straight to the ASGI app, no client in between: its (status, body).
+
+    With `disconnected`, the client is gone before the app reads the body.
+    """
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if disconnected:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, answer

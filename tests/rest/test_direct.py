@@ -20,6 +20,7 @@ from asgi_lifespan import LifespanManager
 
 from api.main import create_app
 from api.rest.routing import DirectAnswers
+from tests.apps import asgi_call
 from tests.conftest import client_for, make_settings
 from tests.factories import create_task
 
@@ -226,36 +227,13 @@ async def test_a_json_media_type_with_parameters_or_a_suffix_is_answered_directl
 
 async def _create_from_a_client_gone(app: Any) -> tuple[int, bytes]:
     """A JSON create whose client disconnects before its body is read: (status, body) sent."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/alice/tasks",
-        "raw_path": b"/api/alice/tasks",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"test"),
-            (b"content-type", b"application/json"),
-            (b"x-request-id", REQUEST_ID.encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, body
+    return await asgi_call(
+        app,
+        "POST",
+        "/api/alice/tasks",
+        headers=((b"content-type", b"application/json"), (b"x-request-id", REQUEST_ID.encode())),
+        disconnected=True,
+    )
 
 
 async def test_a_client_gone_before_its_body_is_answered_as_the_route_does(
