@@ -4,11 +4,14 @@
     .venv/bin/python bench/executor.py --sqlite           # a temporary SQLite file instead
     .venv/bin/python bench/executor.py --requests 1000 --repeats 7
     .venv/bin/python bench/executor.py --uvloop           # on uvloop, as in production
+    .venv/bin/python bench/executor.py --in-flight 16     # 16 requests in flight at once
 
 No HTTP server and no load tool: the apps are called as ASGI callables (a scope, a receive, a
-send) from this process, one request after another, after their lifespan has started. It prints,
-for each case, the microseconds of CPU (time.process_time) and of wall time per request, the
-median of `--repeats` repetitions of `--requests` requests each:
+send) from this process, one request after another (or `--in-flight` at a time, as a worker has
+them under load), after their lifespan has started. It prints, for each case, the microseconds of
+CPU (time.process_time) and of wall time per request, and the garbage collector's CPU and young
+collections per request (each repetition starts from a full collection, so no case collects what
+another left), the median of `--repeats` repetitions of `--requests` requests each:
 
 - the 20-task GraphQL list and a GraphQL create through the compiled path
   (`create_app(Settings(graphql_compiled=True))`, each document sent a few times first so that it
@@ -35,6 +38,7 @@ waits for the database.
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import logging
@@ -173,20 +177,54 @@ def _as_list(found: Any) -> list[dict[str, Any]]:
 # --- measuring ----------------------------------------------------------------------------------
 
 
+class CollectorClock:
+    """CPU the garbage collector spends, and its young collections, counted from `gc.callbacks`."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.young = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+            return
+        self.seconds += time.process_time() - self._started
+        self.young += info["generation"] == 0
+
+
+COLLECTOR = CollectorClock()
+
+
 class Case:
-    """One kind of request on one path, measured in batches; µs per request of each batch."""
+    """One kind of request on one path, measured in batches; per request of each batch: µs of
+    CPU, of wall time and of the collector's CPU, and young collections."""
 
     def __init__(self, request: str, path: str, run_one: Callable[[], Awaitable[None]]) -> None:
         self.request, self.path, self.run_one = request, path, run_one
         self.cpu: list[float] = []
         self.wall: list[float] = []
+        self.collector: list[float] = []
+        self.young: list[float] = []
 
-    async def batch(self, requests: int) -> None:
+    async def batch(self, requests: int, in_flight: int = 1) -> None:
+        """`requests` requests, `in_flight` at a time (each of that many loops sends its share
+        one after another), as a worker has them in flight under load."""
+
+        async def send(count: int) -> None:
+            for _ in range(count):
+                await self.run_one()
+
+        shares = [requests // in_flight + (i < requests % in_flight) for i in range(in_flight)]
+        # What earlier cases left for the collector is not this case's to collect.
+        gc.collect()
+        collected, young = COLLECTOR.seconds, COLLECTOR.young
         cpu_start, wall_start = time.process_time(), time.perf_counter()
-        for _ in range(requests):
-            await self.run_one()
+        await asyncio.gather(*(send(share) for share in shares))
         self.cpu.append((time.process_time() - cpu_start) / requests * 1e6)
         self.wall.append((time.perf_counter() - wall_start) / requests * 1e6)
+        self.collector.append((COLLECTOR.seconds - collected) / requests * 1e6)
+        self.young.append((COLLECTOR.young - young) / requests)
 
 
 def graphql_case(request: str, path: str, app: ASGIApp, body: bytes) -> Case:
@@ -315,6 +353,12 @@ def parse_arguments() -> argparse.Namespace:
         "--sqlite", action="store_true", help="a temporary SQLite file instead of PostgreSQL"
     )
     parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=1,
+        help="requests in flight at once in each repetition (default 1: one after another)",
+    )
+    parser.add_argument(
         "--uvloop",
         action="store_true",
         help="run on uvloop, as the production command does (default: asyncio's own loop)",
@@ -357,7 +401,7 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
         # Repetitions interleave the cases, so drift in the machine's speed touches them alike.
         for _ in range(arguments.repeats):
             for case in cases:
-                await case.batch(arguments.requests)
+                await case.batch(arguments.requests, arguments.in_flight)
         measured = 2 * arguments.requests * arguments.repeats
         if counts.compiled - before != measured:
             sys.exit(
@@ -380,19 +424,27 @@ async def run(arguments: argparse.Namespace, database_url: str) -> None:
 
     backend = "SQLite (temporary file)" if arguments.sqlite else "PostgreSQL"
     loop = "uvloop" if arguments.uvloop else "asyncio's loop"
+    pace = "one at a time" if arguments.in_flight == 1 else f"{arguments.in_flight} in flight"
     print(
         f"One process, {backend}, {loop}; medians of {arguments.repeats} interleaved "
-        f"repetitions of {arguments.requests} requests each, one at a time, called as ASGI "
+        f"repetitions of {arguments.requests} requests each, {pace}, called as ASGI "
         "(no HTTP); bare Strawberry: schema.execute on 20 static tasks, no database. Compiled "
         f"path checked: it answered all {measured} requests measured on it."
     )
-    header = f"{'request':<24}{'path':<20}{'CPU µs/req':>12}{'wall µs/req':>13}"
+    header = (
+        f"{'request':<24}{'path':<20}{'CPU µs/req':>12}{'wall µs/req':>13}"
+        f"{'collector µs/req':>18}{'young GCs/1k req':>18}"
+    )
     print(header)
     print("-" * len(header))
     # The list's rows, then the create's, each in the order measured.
     for case in sorted(cases, key=lambda case: case.request != cases[0].request):
         cpu, wall = statistics.median(case.cpu), statistics.median(case.wall)
-        print(f"{case.request:<24}{case.path:<20}{cpu:>12,.0f}{wall:>13,.0f}")
+        collector, young = statistics.median(case.collector), statistics.median(case.young)
+        print(
+            f"{case.request:<24}{case.path:<20}{cpu:>12,.0f}{wall:>13,.0f}"
+            f"{collector:>18,.1f}{young * 1000:>18,.0f}"
+        )
     for index, name in ((0, "list"), (3, "create")):
         compiled_cpu = statistics.median(cases[index].cpu)
         framework_cpu = statistics.median(cases[index + 1].cpu)
@@ -409,6 +461,8 @@ def main() -> None:
     arguments = parse_arguments()
     # The service's start-up messages (authentication off) are not what this measures.
     logging.disable(logging.WARNING)
+    # The collector's share of each request (what a reference cycle per request costs).
+    gc.callbacks.append(COLLECTOR)
     if arguments.uvloop:
         import uvloop
 
