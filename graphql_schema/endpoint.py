@@ -34,7 +34,11 @@ from api.web.replay import replayed
 from graphql_schema.compiled import CompiledOperation
 from graphql_schema.context import Context, request_context
 from graphql_schema.errors import public_error
-from graphql_schema.execution import PlainFieldsExecutionContext, execute_root_field, release
+from graphql_schema.execution import (
+    PlainFieldsExecutionContext,
+    execute_root_field,
+    run_operation,
+)
 from graphql_schema.negotiation import (
     check_content_type,
     encode_json,
@@ -215,15 +219,7 @@ class GraphQLEndpoint:
             result, planned = ran
             self.counts.planned += planned
             return result
-        executor = build(None)
-        try:
-            result = executor.execute_operation()
-            if optimized_is_awaitable(result):
-                result = await result
-        finally:
-            release(executor)
-        assert isinstance(result, ExecutionResult)
-        return result
+        return await run_operation(build(None))
 
 
 def _response(result: ExecutionResult) -> dict[str, Any]:

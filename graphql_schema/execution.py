@@ -441,15 +441,19 @@ async def _execute_root_field(
             except Exception:
                 pass  # graphql-core completes it below
         outcome = _Outcome(value=value)
-    replayed = build(MiddlewareManager(RootReplay(outcome)))
+    return await run_operation(build(MiddlewareManager(RootReplay(outcome)))), False
+
+
+async def run_operation(executor: PlainFieldsExecutionContext) -> ExecutionResult:
+    """The whole operation on graphql-core's `executor`, which is then released."""
     try:
-        result = replayed.execute_operation()
-        if replayed.is_awaitable(result):
+        result = executor.execute_operation()
+        if executor.is_awaitable(result):
             result = await result
     finally:
-        release(replayed)
+        release(executor)
     assert isinstance(result, ExecutionResult)
-    return result, False
+    return result
 
 
 def release(executor: PlainFieldsExecutionContext) -> None:

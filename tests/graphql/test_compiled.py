@@ -37,9 +37,13 @@ MISSING_ID = str(uuid.UUID(int=7))
 class Faces:
     compiled: httpx.AsyncClient
     framework: httpx.AsyncClient
-    counts: AnswerCounts
     task_ids: list[str]
     compiled_app: FastAPI
+
+    @property
+    def counts(self) -> AnswerCounts:
+        counts: AnswerCounts = self.compiled_app.state.graphql_answers
+        return counts
 
 
 @pytest.fixture
@@ -54,12 +58,7 @@ async def faces(database_url: str) -> AsyncIterator[Faces]:
     ):
         ids = [(await create_task(compiled, "alice", f"task {n}"))["id"] for n in range(3)]
         await create_task(compiled, "bob", "not alice's")
-        yield Faces(compiled, framework, _counts(compiled_app), ids, compiled_app)
-
-
-def _counts(app: FastAPI) -> AnswerCounts:
-    counts: AnswerCounts = app.state.graphql_answers
-    return counts
+        yield Faces(compiled, framework, ids, compiled_app)
 
 
 async def _post(client: httpx.AsyncClient, body: dict[str, Any], accept: str) -> httpx.Response:
